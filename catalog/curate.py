@@ -1,0 +1,436 @@
+"""Regenerate the curated catalog CSVs in ``catalog/data/`` from the raw reference data.
+
+Run by hand, never at run time::
+
+    python -m infersave.catalog.curate /work/shared/data [--out catalog/data]
+
+This is the only code in the package that reads the shared reference data; the installed
+package reads only the curated copies it ships. The output is deterministic (sorted rows,
+fixed number formatting), so re-running it on unchanged input gives byte-identical files.
+Every curation decision is listed in ``catalog/data/SOURCES.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import math
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from infersave.catalog.schemas import GPU, LLM, Instance
+
+RETRIEVED = "retrieved per shared/data, 2026-01"
+
+GPU_COLUMNS: tuple[str, ...] = tuple(GPU.model_fields)
+INSTANCE_COLUMNS: tuple[str, ...] = tuple(Instance.model_fields)
+MODEL_COLUMNS: tuple[str, ...] = tuple(LLM.model_fields)
+
+# FP32 (non-tensor) peak TFLOPS from NVIDIA datasheets (the figure the paper calls "FP16").
+# A10G: NVIDIA publishes none; A10's 31.2 is used (the paper uses 31.52). T4G assumed = T4.
+# Radeon Pro V520: 7.4 from the source quoted in shared/data/gpus.csv.
+FP32_TFLOPS: dict[str, float] = {
+    "T4": 8.1,
+    "T4G": 8.1,
+    "A10G": 31.2,
+    "A10": 31.2,
+    "L4": 30.3,
+    "L40S": 91.6,
+    "L40": 90.5,
+    "V100-SXM2-16GB": 15.7,
+    "V100-SXM2-32GB": 15.7,
+    "V100-PCIe-16GB": 14.0,
+    "A100-SXM4-40GB": 19.5,
+    "A100-SXM4-80GB": 19.5,
+    "A100-PCIe-40GB": 19.5,
+    "A100-PCIe-80GB": 19.5,
+    "H100-SXM5-80GB": 66.9,
+    "H100-PCIe-80GB": 51.2,
+    "H200-SXM-141GB": 66.9,
+    "RTX-A6000": 38.7,
+    "Radeon-Pro-V520": 7.4,
+}
+
+# Raw accelerator label (ec2instances.info or SkyPilot spelling) -> key into gpus.csv.
+# Labels whose GPU depends on the instance family are resolved in ``_gpu_key``.
+ACCELERATOR_TO_GPU: dict[str, str] = {
+    "NVIDIA T4": "T4",
+    "T4": "T4",
+    "ARM Mali-G78MP12": "T4G",  # g5g: mislabelled upstream, it is an NVIDIA T4G
+    "T4g": "T4G",
+    "NVIDIA A10G": "A10G",
+    "A10G": "A10G",
+    "NVIDIA L4": "L4",
+    "L4": "L4",
+    "NVIDIA L40S": "L40S",
+    "L40S": "L40S",
+    "NVIDIA L40": "L40",
+    "NVIDIA H100": "H100-SXM5-80GB",
+    "H100": "H100-SXM5-80GB",
+    "NVIDIA H200": "H200-SXM-141GB",
+    "H200": "H200-SXM-141GB",
+    "A100-80GB": "A100-SXM4-80GB",
+    "NVIDIA A100-80GB": "A100-SXM4-80GB",
+    "AMD Radeon Pro V520": "Radeon-Pro-V520",
+    "Radeon Pro V520": "Radeon-Pro-V520",
+    "AWS Inferentia2": "Inferentia2",
+    "AWS Trainium": "Trainium1",
+    "AWS Trainium2": "Trainium2",
+}
+
+AWS_SOURCE = "ec2instances.info (Vantage) via github.com/tsaol/aws-gpu, updated 2026-01-21"
+SKYPILOT_SOURCE = "SkyPilot catalog v8 aws/vms.csv (skypilot-org/skypilot-catalog)"
+
+MODEL_SHORT_NAMES: dict[str, str] = {
+    "facebook/opt-125m": "opt-125m",
+    "facebook/opt-1.3b": "opt-1.3b",
+    "facebook/opt-2.7b": "opt-2.7b",
+    "facebook/opt-6.7b": "opt-6.7b",
+    "facebook/opt-13b": "opt-13b",
+    "facebook/opt-30b": "opt-30b",
+    "facebook/opt-66b": "opt-66b",
+    "meta-llama/Llama-2-7b-hf": "llama-2-7b",
+    "meta-llama/Llama-2-13b-hf": "llama-2-13b",
+    "meta-llama/Llama-2-70b-hf": "llama-2-70b",
+    "meta-llama/Llama-3.1-8B": "llama-3.1-8b",
+    "meta-llama/Llama-3.1-70B": "llama-3.1-70b",
+    "meta-llama/Llama-3.1-405B": "llama-3.1-405b",
+    "mistralai/Mistral-7B-v0.1": "mistral-7b",
+    "mistralai/Mixtral-8x7B-v0.1": "mixtral-8x7b",
+    "Qwen/Qwen2.5-7B": "qwen2.5-7b",
+    "Qwen/Qwen2.5-14B": "qwen2.5-14b",
+    "Qwen/Qwen2.5-32B": "qwen2.5-32b",
+    "Qwen/Qwen2.5-72B": "qwen2.5-72b",
+    "google/gemma-2-9b": "gemma-2-9b",
+    "google/gemma-2-27b": "gemma-2-27b",
+    "microsoft/Phi-3-mini-4k-instruct": "phi-3-mini",
+    "tiiuae/falcon-7b": "falcon-7b",
+    "tiiuae/falcon-40b": "falcon-40b",
+}
+TWO_MATRIX_FAMILIES = frozenset({"OPT", "Falcon"})
+
+# The paper's Table IV (InferSave, arXiv 2504.11816): price $/h, GPU GB, "FP16" TFLOPS (really
+# FP32 figures), PCIe GB/s. Host memory and vCPUs are AWS's for these sizes.
+PAPER_TABLE_IV: tuple[tuple[str, str, str, float, int, float, float, int], ...] = (
+    # instance, accelerator label, gpu key, price, gpu GB, tflops, pcie GB/s, host GiB
+    ("g4dn.xlarge", "NVIDIA T4", "T4", 0.71, 16, 8.24, 6, 16),
+    ("g5.xlarge", "NVIDIA A10G", "A10G", 1.466, 24, 31.52, 12, 16),
+    ("g6.xlarge", "NVIDIA L4", "L4", 1.167, 24, 30.29, 12, 16),
+    ("g6e.xlarge", "NVIDIA L40S", "L40S", 2.699, 48, 91.61, 12, 32),
+)
+PAPER_SOURCE = "InferSave paper (arXiv 2504.11816) Table IV"
+
+
+def fmt(value: object) -> str:
+    """Format one cell: '' for None, integers without '.0', floats by ``repr`` (shortest)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if math.isfinite(value) and value.is_integer():
+            return str(int(value))
+        return repr(value)
+    return str(value)
+
+
+def to_csv(columns: Sequence[str], rows: Iterable[Mapping[str, object]]) -> str:
+    """Render rows as CSV text with ``\\n`` line endings (deterministic)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([fmt(row.get(c)) for c in columns])
+    return buf.getvalue()
+
+
+def _read(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _num(text: str) -> float | None:
+    text = text.strip()
+    return float(text) if text else None
+
+
+def _first_int(text: str) -> int | None:
+    m = re.match(r"\s*(\d+)", text)
+    return int(m.group(1)) if m else None
+
+
+# ---------------------------------------------------------------- GPUs
+
+
+def curate_gpus(raw: Path) -> list[dict[str, object]]:
+    """One row per accelerator of shared/data/gpus.csv, in the GPU schema's columns."""
+    out: list[dict[str, object]] = []
+    for r in _read(raw / "gpus.csv"):
+        name = r["name"]
+        aws_mib = re.search(r"(\d+)\s*\(AWS", r["cloud_reported_mem_mib"])
+        out.append(
+            {
+                "name": name,
+                "vendor": r["vendor"],
+                "architecture": r["architecture"],
+                "memory_gib": _num(r["memory_gib"]),
+                "usable_memory_mib": float(aws_mib.group(1)) if aws_mib else None,
+                "memory_bandwidth_gbs": _num(r["memory_bandwidth_gbs"]),
+                "fp16_dense_tflops": _num(r["fp16_dense_tflops"]),
+                "fp32_tflops": FP32_TFLOPS.get(name),
+                "pcie_bandwidth_gbs": _num(r["pcie_x16_bandwidth_gbs"]),
+                "confidence": r["confidence"],
+                "source": f"{r['source']}; {RETRIEVED}",
+            }
+        )
+    for row in out:
+        GPU.model_validate(row)
+    return out
+
+
+def curate_paper_gpus(datasheet: list[dict[str, object]]) -> list[dict[str, object]]:
+    """The paper's Table IV GPU figures, same columns as gpus.csv."""
+    by_name = {str(r["name"]): r for r in datasheet}
+    out = []
+    for _inst, _label, key, _price, gb, tflops, pcie, _host in PAPER_TABLE_IV:
+        ds = by_name[key]
+        out.append(
+            {
+                "name": key,
+                "vendor": "NVIDIA",
+                "architecture": ds["architecture"],
+                "memory_gib": float(gb),
+                "usable_memory_mib": float(gb * 1024),
+                "memory_bandwidth_gbs": ds["memory_bandwidth_gbs"],
+                "fp16_dense_tflops": tflops,
+                "fp32_tflops": tflops,
+                "pcie_bandwidth_gbs": float(pcie),
+                "confidence": "paper",
+                "source": f"{PAPER_SOURCE} (GPU memory, TFLOPS, PCIe); memory bandwidth from "
+                "the NVIDIA datasheet as in gpus.csv",
+            }
+        )
+    for row in out:
+        GPU.model_validate(row)
+    return out
+
+
+# ---------------------------------------------------------------- AWS instances
+
+
+def _gpu_key(instance_type: str, label: str) -> str | None:
+    family = instance_type.split(".")[0]
+    if label in ("NVIDIA V100", "V100"):
+        return "V100-SXM2-32GB" if family == "p3dn" else "V100-SXM2-16GB"
+    if label in ("NVIDIA A100", "A100"):
+        return "A100-SXM4-80GB" if family == "p4de" else "A100-SXM4-40GB"
+    return ACCELERATOR_TO_GPU.get(label)
+
+
+def _host_gib(text: str) -> float:
+    m = re.fullmatch(r"\s*([\d.]+)\s*(GB|GiB)?\s*", text)
+    if not m:
+        raise ValueError(f"unparseable host memory {text!r}")
+    return float(m.group(1))
+
+
+def _instance_row(
+    instance_type: str,
+    region: str,
+    label: str,
+    count: float,
+    vcpus: int,
+    host_gib: float,
+    on_demand: float | None,
+    source: str,
+    gpu_specs: Mapping[str, Mapping[str, object]],
+) -> dict[str, object]:
+    family = instance_type.split(".")[0]
+    if family == "p4de":
+        label = "NVIDIA A100-80GB"  # upstream says "NVIDIA A100"; p4de carries 80 GB A100s
+    reasons: list[str] = []
+    gpu: str | None = _gpu_key(instance_type, label)
+    if count < 1:
+        reasons.append("fractional GPU (vGPU slice) not modelled")
+        gpu = None  # upstream labels g6f/gr6f slices 'NVIDIA L40'; AWS documents L4 slices
+    elif gpu is None or gpu not in gpu_specs:
+        reasons.append(f"no GPU spec in catalog: {label}")
+        gpu = None
+    if on_demand is None:
+        reasons.append("no on-demand price")
+    return {
+        "instance_type": instance_type,
+        "provider": "aws",
+        "region": region,
+        "accelerator": label,
+        "gpu": gpu,
+        "gpu_count": count,
+        "gpu_memory_gib": gpu_specs[gpu]["memory_gib"] if gpu else None,
+        "vcpus": vcpus,
+        "host_memory_gib": host_gib,
+        "on_demand_per_hour": on_demand,
+        "spot_per_hour": None,
+        "spot_zone": None,
+        "excluded": "; ".join(reasons) or None,
+        "source": source,
+    }
+
+
+def curate_aws(raw: Path, gpu_rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    """AWS instance x region rows: the big ec2instances.info file, extra types, spot prices."""
+    aws = raw / "catalog" / "aws"
+    specs = {str(g["name"]): g for g in gpu_rows}
+    rows: dict[tuple[str, str], dict[str, object]] = {}
+    for r in _read(aws / "aws_gpu_instances.csv"):
+        key = (r["instance_type"], r["region"])
+        if key in rows:  # none in the 2026-01-21 data; the first row would be kept
+            continue
+        rows[key] = _instance_row(
+            r["instance_type"],
+            r["region"],
+            r["gpu"],
+            float(r["gpu_count"]),
+            int(r["vcpu"]),
+            _host_gib(r["memory"]),
+            _num(r["on_demand"]),
+            AWS_SOURCE,
+            specs,
+        )
+    for r in _read(aws / "aws_us-east-1_extra_types.csv"):
+        key = (r["InstanceType"], r["Region"])
+        if key in rows:  # the big file wins; the extra file only confirms it
+            continue
+        rows[key] = _instance_row(
+            r["InstanceType"],
+            r["Region"],
+            r["AcceleratorName"],
+            float(r["AcceleratorCount"]),
+            int(float(r["vCPUs"])),
+            float(r["MemoryGiB"]),
+            _num(r["Price"]),
+            f"{SKYPILOT_SOURCE}, extra us-east-1 types extract",
+            specs,
+        )
+    # Spot: lowest non-empty price over the availability zones of the SAME region.
+    best: dict[tuple[str, str], tuple[float, str]] = {}
+    for r in _read(aws / "aws_us-east-1_spot_by_zone.csv"):
+        price = _num(r["SpotPrice"])
+        if price is None:
+            continue
+        key = (r["InstanceType"], r["Region"])
+        cand = (price, r["AvailabilityZone"])
+        if key not in best or cand < best[key]:
+            best[key] = cand
+    for key, (price, zone) in best.items():
+        if key not in rows:
+            raise ValueError(f"spot price for {key} but no on-demand row")
+        rows[key]["spot_per_hour"] = price
+        rows[key]["spot_zone"] = zone
+        rows[key]["source"] = f"{rows[key]['source']}; spot: {SKYPILOT_SOURCE}, min over AZs"
+    out = [rows[k] for k in sorted(rows, key=lambda k: (k[1], k[0]))]
+    for row in out:
+        Instance.model_validate(row)
+    return out
+
+
+def curate_paper_instances() -> list[dict[str, object]]:
+    """The paper's Table IV instances as the 'paper-2025' price set (us-east-1)."""
+    out = []
+    for inst, label, key, price, gb, _tflops, _pcie, host in PAPER_TABLE_IV:
+        out.append(
+            {
+                "instance_type": inst,
+                "provider": "aws",
+                "region": "us-east-1",
+                "accelerator": label,
+                "gpu": key,
+                "gpu_count": 1.0,
+                "gpu_memory_gib": float(gb),
+                "vcpus": 4,
+                "host_memory_gib": float(host),
+                "on_demand_per_hour": price,
+                "spot_per_hour": None,
+                "spot_zone": None,
+                "excluded": None,
+                "source": f"{PAPER_SOURCE} (price); vCPUs and host memory from {AWS_SOURCE}",
+            }
+        )
+    for row in out:
+        Instance.model_validate(row)
+    return out
+
+
+# ---------------------------------------------------------------- models
+
+
+def curate_models(raw: Path) -> list[dict[str, object]]:
+    """The 24 LLMs of shared/data/models.csv in the LLM schema's columns."""
+    out = []
+    for r in _read(raw / "models.csv"):
+        hf_id = r["hf_id"]
+        family = r["family"]
+        row = {
+            "name": MODEL_SHORT_NAMES[hf_id],
+            "hf_id": hf_id,
+            "family": family,
+            "num_parameters": int(r["num_parameters"]),
+            "num_active_parameters": int(r["num_active_parameters"]),
+            "hidden_size": int(r["hidden_size"]),
+            "intermediate_size": int(r["intermediate_size"]),
+            "num_hidden_layers": int(r["num_hidden_layers"]),
+            "num_attention_heads": int(r["num_attention_heads"]),
+            "num_key_value_heads": int(r["num_key_value_heads"]),
+            "head_dim": int(r["head_dim"]),
+            "vocab_size": int(r["vocab_size"]),
+            "max_position_embeddings": _first_int(r["max_position_embeddings"]),
+            "ffn_matrices": 2 if family in TWO_MATRIX_FAMILIES else 3,
+            "num_experts": _first_int(r["num_experts"]),
+            "experts_per_token": _first_int(r["experts_per_token"]),
+            "source": f"Hugging Face config.json of {hf_id} as reproduced in: {r['source']}; "
+            f"parameters {r['params_note']}; {RETRIEVED}",
+        }
+        LLM.model_validate(row)
+        out.append(row)
+    if len(out) != len(MODEL_SHORT_NAMES):
+        raise ValueError(f"expected {len(MODEL_SHORT_NAMES)} models, got {len(out)}")
+    return out
+
+
+# ---------------------------------------------------------------- main
+
+
+def build(raw: Path) -> dict[str, str]:
+    """Return ``{file name: CSV text}`` for every curated file, built from ``raw``."""
+    gpu_rows = curate_gpus(raw)
+    return {
+        "gpus.csv": to_csv(GPU_COLUMNS, gpu_rows),
+        "paper_2025_gpus.csv": to_csv(GPU_COLUMNS, curate_paper_gpus(gpu_rows)),
+        "aws_instances.csv": to_csv(INSTANCE_COLUMNS, curate_aws(raw, gpu_rows)),
+        "paper_2025_instances.csv": to_csv(INSTANCE_COLUMNS, curate_paper_instances()),
+        "models.csv": to_csv(MODEL_COLUMNS, curate_models(raw)),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point: write the curated CSVs; returns the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("raw", type=Path, help="the shared reference data directory")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).resolve().parent / "data",
+        help="output directory (default: this package's data/)",
+    )
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, text in build(args.raw).items():
+        (args.out / name).write_text(text, encoding="utf-8", newline="")
+        print(f"wrote {args.out / name} ({text.count(chr(10)) - 1} rows)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

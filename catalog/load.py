@@ -1,0 +1,534 @@
+"""Read the curated catalog shipped in ``infersave/catalog/data`` into typed records.
+
+Price sets:
+
+* ``"aws"`` — AWS on-demand (and, where known, spot) prices from ec2instances.info, updated
+  2026-01-21, with datasheet GPU figures (``gpus.csv``, ``aws_instances.csv``).
+* ``"paper-2025"`` — the InferSave paper's Table IV: four us-east-1 instances at the paper's
+  prices, with the paper's own GPU figures for T4/A10G/L4/L40S (``paper_2025_*.csv``).
+
+Every table is parsed once (cached) with the :mod:`csv` module into the pydantic records of
+:mod:`infersave.catalog.schemas`. Malformed or inconsistent data raises :class:`CatalogError`
+naming the file, the row (1 = first data row; the header is row 0) and the field. The package
+never reads the raw reference data at run time; see ``data/SOURCES.md`` for provenance.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import functools
+import io
+import json
+import re
+from collections.abc import Iterable, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from infersave.catalog.schemas import GPU, LLM, Instance
+
+__all__ = [
+    "PRICE_SETS",
+    "CatalogError",
+    "count_parameters",
+    "find_gpu",
+    "find_instance",
+    "find_model",
+    "gpus",
+    "instances",
+    "llm_from_config",
+    "models",
+    "read_records",
+    "regions",
+]
+
+PRICE_SETS: tuple[str, ...] = ("aws", "paper-2025")
+
+_PRICE_SET_FILES: dict[str, tuple[str, str | None]] = {
+    # price set: (instances file, GPU override file or None)
+    "aws": ("aws_instances.csv", None),
+    "paper-2025": ("paper_2025_instances.csv", "paper_2025_gpus.csv"),
+}
+_DEFAULT_REGION = "us-east-1"
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class CatalogError(ValueError):
+    """Malformed or inconsistent catalog data, or a lookup that found nothing.
+
+    Messages name the file, row and field (``aws_instances.csv row 17, field
+    on_demand_per_hour: ...``) or, for lookups, suggest close matches.
+    """
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def _cell(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    return value if value else None
+
+
+def read_records(
+    source: str | Path | Iterable[str], model: type[T], file_name: str | None = None
+) -> tuple[T, ...]:
+    """Parse CSV rows into ``model`` records.
+
+    An empty cell becomes ``None`` for a required (nullable) field, else the field's default.
+
+    ``source`` is a path, or the CSV text as an iterable of lines (a ``str`` is taken as a
+    path). ``file_name`` is used in error messages (default: the path's name).
+    Raises :class:`CatalogError` ("<file> row <n>, field <f>: <problem>") for an unreadable
+    file, unknown or missing columns, a wrong number of cells, or a value the schema rejects.
+    Row numbers count data rows from 1 (the header is row 0; line number = row + 1).
+    """
+    if isinstance(source, str | Path):
+        path = Path(source)
+        name = file_name or path.name
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CatalogError(f"{name}: cannot read: {exc}") from exc
+        lines: Iterable[str] = io.StringIO(text, newline="")
+    else:
+        name = file_name or "<csv>"
+        lines = source
+    reader = csv.reader(lines)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise CatalogError(f"{name}: empty file (no header)") from None
+    except csv.Error as exc:
+        raise CatalogError(f"{name} row 0: {exc}") from exc
+    header = [h.strip() for h in header]
+    fields = model.model_fields
+    unknown = [h for h in header if h not in fields]
+    if unknown:
+        raise CatalogError(f"{name} row 0, field {unknown[0]}: unknown column")
+    missing = [f for f, info in fields.items() if info.is_required() and f not in header]
+    if missing:
+        raise CatalogError(f"{name} row 0, field {missing[0]}: required column missing")
+    required = {f for f, info in fields.items() if info.is_required()}
+    out: list[T] = []
+    row_no = 0
+    try:
+        for row_no, cells in enumerate(reader, start=1):
+            if not cells:
+                continue
+            if len(cells) != len(header):
+                raise CatalogError(
+                    f"{name} row {row_no}: {len(cells)} cells, header has {len(header)}"
+                )
+            # An empty cell is None for a required (nullable) field, else the field's default.
+            data = {
+                h: c
+                for h, v in zip(header, cells, strict=True)
+                if (c := _cell(v)) is not None or h in required
+            }
+            try:
+                out.append(model.model_validate(data))
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                field = ".".join(str(p) for p in err["loc"]) or "?"
+                value = data.get(field)
+                raise CatalogError(
+                    f"{name} row {row_no}, field {field}: {err['msg']} (value {value!r})"
+                ) from exc
+    except csv.Error as exc:
+        raise CatalogError(f"{name} row {row_no + 1}: {exc}") from exc
+    return tuple(out)
+
+
+def _data_file(file_name: str, model: type[T]) -> tuple[T, ...]:
+    resource = resources.files("infersave.catalog").joinpath("data", file_name)
+    try:
+        text = resource.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CatalogError(f"{file_name}: cannot read packaged data: {exc}") from exc
+    return read_records(io.StringIO(text, newline=""), model, file_name)
+
+
+def _check_price_set(price_set: str) -> None:
+    if price_set not in _PRICE_SET_FILES:
+        raise CatalogError(
+            f"unknown price set {price_set!r}; choose one of: {', '.join(PRICE_SETS)}"
+        )
+
+
+def _unique(records: Iterable[T], key: Any, file_name: str, field: str) -> None:
+    seen: dict[Any, int] = {}
+    for i, rec in enumerate(records, start=1):
+        k = key(rec)
+        if k in seen:
+            raise CatalogError(
+                f"{file_name} row {i}, field {field}: duplicate {k!r} (first at row {seen[k]})"
+            )
+        seen[k] = i
+
+
+# ---------------------------------------------------------------- tables
+
+
+def gpus(price_set: str = "aws") -> dict[str, GPU]:
+    """GPU/accelerator specs keyed by name (e.g. ``"T4"``, ``"A100-SXM4-40GB"``).
+
+    ``"aws"``: vendor-datasheet figures (``gpus.csv``). ``"paper-2025"``: the same table with
+    T4/A10G/L4/L40S replaced by the paper's Table IV figures (FP32 TFLOPS as "FP16", nominal
+    memory, 6/12 GB/s PCIe). Units are in the field names. Returns a fresh dict each call
+    (the records are immutable). Raises :class:`CatalogError` for an unknown price set or bad
+    data.
+    """
+    return dict(_gpus(price_set))
+
+
+@functools.cache
+def _gpus(price_set: str) -> Mapping[str, GPU]:
+    _check_price_set(price_set)
+    table = _data_file("gpus.csv", GPU)
+    _unique(table, lambda g: g.name, "gpus.csv", "name")
+    result = {g.name: g for g in table}
+    override_file = _PRICE_SET_FILES[price_set][1]
+    if override_file:
+        overrides = _data_file(override_file, GPU)
+        _unique(overrides, lambda g: g.name, override_file, "name")
+        for i, g in enumerate(overrides, start=1):
+            if g.name not in result:
+                raise CatalogError(
+                    f"{override_file} row {i}, field name: {g.name!r} not in gpus.csv"
+                )
+            result[g.name] = g
+    return result
+
+
+def instances(price_set: str = "aws") -> tuple[Instance, ...]:
+    """All instance-type x region rows of a price set, including ``excluded`` ones.
+
+    Filter on ``inst.excluded is None`` for the rows the optimiser may use. Prices are US$
+    per hour; ``spot_per_hour`` is the lowest zone price in that region or ``None``.
+    Raises :class:`CatalogError` for an unknown price set, bad data, a duplicate
+    (instance_type, region) or a ``gpu`` that is not a key of :func:`gpus`.
+    """
+    return _instances(price_set)
+
+
+@functools.cache
+def _instances(price_set: str) -> tuple[Instance, ...]:
+    _check_price_set(price_set)
+    file_name = _PRICE_SET_FILES[price_set][0]
+    table = _data_file(file_name, Instance)
+    _unique(table, lambda r: (r.instance_type, r.region), file_name, "instance_type")
+    known = _gpus(price_set)
+    for i, inst in enumerate(table, start=1):
+        if inst.gpu is not None and inst.gpu not in known:
+            raise CatalogError(f"{file_name} row {i}, field gpu: {inst.gpu!r} not in gpus.csv")
+        if inst.gpu is None and inst.excluded is None:
+            raise CatalogError(f"{file_name} row {i}, field excluded: no gpu and no reason")
+    return table
+
+
+@functools.cache
+def regions(price_set: str = "aws") -> tuple[str, ...]:
+    """Sorted region codes that appear in a price set (e.g. ``"us-east-1"``)."""
+    return tuple(sorted({i.region for i in _instances(price_set)}))
+
+
+def models() -> dict[str, LLM]:
+    """The curated LLMs (``models.csv``), keyed by short lower-case name (``"opt-2.7b"``).
+
+    Shapes are from each model's Hugging Face ``config.json``; parameter counts are computed
+    from the dimensions. Returns a fresh dict each call. Raises :class:`CatalogError`.
+    """
+    return dict(_models())
+
+
+@functools.cache
+def _models() -> Mapping[str, LLM]:
+    table = _data_file("models.csv", LLM)
+    _unique(table, lambda m: m.name, "models.csv", "name")
+    _unique(table, lambda m: m.hf_id.lower(), "models.csv", "hf_id")
+    return {m.name: m for m in table}
+
+
+# ---------------------------------------------------------------- lookups
+
+
+def _suggest(what: str, name: str, choices: Iterable[str]) -> CatalogError:
+    choices = sorted(set(choices))
+    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
+    if not close:
+        low = {c.lower(): c for c in choices}
+        close = [low[c] for c in difflib.get_close_matches(name.lower(), list(low), n=3)]
+    hint = f"; did you mean: {', '.join(close)}?" if close else ""
+    return CatalogError(f"unknown {what} {name!r}{hint}")
+
+
+def find_model(name: str | Path) -> LLM:
+    """Look up an LLM by short name (``"opt-2.7b"``), Hugging Face id (case-insensitive,
+    ``"meta-llama/Llama-3.1-8B"``), or the path to a local Hugging Face ``config.json``
+    (or a directory holding one), whose shape is read by :func:`llm_from_config`.
+
+    Raises :class:`CatalogError` with close matches for an unknown name, or naming the file
+    and key for an unreadable/invalid config.
+    """
+    text = str(name).strip()
+    table = _models()
+    key = text.lower()
+    if key in table:
+        return table[key]
+    for m in table.values():
+        if key in (m.hf_id.lower(), m.hf_id.split("/")[-1].lower()):
+            return m
+    path = Path(text).expanduser()
+    if isinstance(name, Path) or text.endswith(".json") or path.exists():
+        if path.is_dir():
+            path = path / "config.json"
+        return llm_from_config(path)
+    choices = list(table) + [m.hf_id for m in table.values()]
+    raise _suggest("model", text, choices)
+
+
+# model_type values whose MLP has 2 matrices (up, down); the rest are gated (3).
+_TWO_MATRIX_TYPES = frozenset(
+    {"opt", "falcon", "refinedweb", "refinedwebmodel", "gpt2", "gpt_neox", "gptj", "bloom"}
+)
+# model_type values whose config default for tie_word_embeddings is False.
+_UNTIED_TYPES = frozenset({"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "phi3"})
+
+
+def _get(cfg: Mapping[str, Any], file: str, *keys: str, default: Any = ...) -> Any:
+    for k in keys:
+        if cfg.get(k) is not None:
+            value = cfg[k]
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise CatalogError(f"{file}: key {k} must be a positive integer, got {value!r}")
+            return value
+    if default is ...:
+        raise CatalogError(f"{file}: required key {keys[0]} missing")
+    return default
+
+
+def count_parameters(
+    *,
+    model_type: str,
+    hidden_size: int,
+    intermediate_size: int,
+    num_hidden_layers: int,
+    num_attention_heads: int,
+    num_key_value_heads: int,
+    head_dim: int,
+    vocab_size: int,
+    ffn_matrices: int,
+    tie_word_embeddings: bool,
+    max_position_embeddings: int | None = None,
+    num_experts: int | None = None,
+    experts_per_token: int | None = None,
+    new_decoder_architecture: bool = False,
+) -> tuple[int, int]:
+    """(total, active-per-token) weight count of a decoder-only transformer from its shape.
+
+    Token embeddings + per layer: attention q, k, v, o projections, ``ffn_matrices`` x hidden x
+    intermediate per expert (+ a router for MoE), norms; + final norm; + LM head unless tied.
+    Architecture details (family from ``model_type``): OPT has biases on every linear layer,
+    LayerNorms with bias and a learned position table of max_position_embeddings + 2 rows;
+    Qwen2 has q/k/v biases; Falcon uses LayerNorm with bias, one per layer (two with
+    ``new_decoder_architecture``); Gemma-2 has four RMSNorms per layer. Matches the
+    parameter counts of ``models.csv`` exactly for the 24 curated models.
+    """
+    mt = model_type.lower()
+    h, i, layers = hidden_size, intermediate_size, num_hidden_layers
+    q = num_attention_heads * head_dim
+    kv = num_key_value_heads * head_dim
+    experts = num_experts or 1
+    layer_norm_bias = mt in ("opt", "falcon", "refinedweb", "refinedwebmodel", "gpt2")
+    norm = h * (2 if layer_norm_bias else 1)
+    if mt == "gemma2":
+        norms_per_layer = 4
+    elif mt in ("falcon", "refinedweb", "refinedwebmodel"):
+        norms_per_layer = 2 if new_decoder_architecture else 1
+    else:
+        norms_per_layer = 2
+    attn = h * q + 2 * h * kv + q * h
+    if mt == "opt":
+        attn += q + 2 * kv + h
+    elif mt in ("qwen2", "qwen2_moe"):
+        attn += q + 2 * kv
+    expert = ffn_matrices * h * i + ((i + h) if mt == "opt" else 0)
+    router = h * experts if experts > 1 else 0
+    per_layer_fixed = attn + router + norms_per_layer * norm
+    embed = vocab_size * h
+    if mt == "opt" and max_position_embeddings:
+        embed += (max_position_embeddings + 2) * h
+    head = 0 if tie_word_embeddings else vocab_size * h
+    fixed = embed + head + norm + layers * per_layer_fixed
+    total = fixed + layers * experts * expert
+    active = fixed + layers * min(experts_per_token or experts, experts) * expert
+    return total, active
+
+
+def llm_from_config(path: str | Path) -> LLM:
+    """Build an :class:`LLM` from a local Hugging Face ``config.json``.
+
+    Reads hidden_size (or n_embd/d_model), intermediate_size (OPT: ffn_dim; Falcon:
+    ffn_hidden_size, default 4 x hidden), num_hidden_layers, num_attention_heads,
+    num_key_value_heads (default num_attention_heads; Falcon ``multi_query`` -> 1, new
+    architecture -> num_kv_heads), head_dim (default hidden/heads), vocab_size,
+    max_position_embeddings, num_local_experts / num_experts_per_tok. The parameter count is
+    computed by :func:`count_parameters`. The name is ``_name_or_path`` or else the file stem
+    (the parent directory's name when the file is called ``config.json``).
+    Raises :class:`CatalogError` naming the file (and key) when it cannot be read, is not a
+    JSON object, or lacks a required key.
+    """
+    path = Path(path)
+    file = str(path)
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CatalogError(f"{file}: cannot read model config: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise CatalogError(f"{file}: invalid JSON at line {exc.lineno}: {exc.msg}") from exc
+    if not isinstance(cfg, dict):
+        raise CatalogError(f"{file}: model config must be a JSON object")
+    mt = str(cfg.get("model_type", "")).lower()
+    hidden = _get(cfg, file, "hidden_size", "n_embd", "d_model")
+    layers = _get(cfg, file, "num_hidden_layers", "n_layer", "num_layers")
+    heads = _get(cfg, file, "num_attention_heads", "n_head")
+    vocab = _get(cfg, file, "vocab_size")
+    default_inter = 4 * hidden if mt in _TWO_MATRIX_TYPES - {"opt"} else ...
+    inter = _get(
+        cfg, file, "intermediate_size", "ffn_dim", "ffn_hidden_size", "n_inner",
+        default=default_inter,
+    )  # fmt: skip
+    new_arch = bool(cfg.get("new_decoder_architecture", False))
+    if mt in ("falcon", "refinedweb", "refinedwebmodel") and not new_arch:
+        kv_default = 1 if cfg.get("multi_query", True) else heads
+    else:
+        kv_default = heads
+    kv_heads = _get(cfg, file, "num_key_value_heads", "num_kv_heads", default=kv_default)
+    if hidden % heads and cfg.get("head_dim") is None:
+        raise CatalogError(f"{file}: required key head_dim missing (hidden not divisible)")
+    head_dim = _get(cfg, file, "head_dim", default=hidden // heads)
+    max_pos = _get(cfg, file, "max_position_embeddings", "n_positions", default=None)
+    experts = _get(cfg, file, "num_local_experts", "num_experts", default=None)
+    per_tok = _get(cfg, file, "num_experts_per_tok", default=None)
+    if heads % kv_heads:
+        raise CatalogError(f"{file}: num_attention_heads {heads} not a multiple of {kv_heads}")
+    ffn = 2 if mt in _TWO_MATRIX_TYPES else 3
+    tied = cfg.get("tie_word_embeddings")
+    if tied is None:
+        tied = mt not in _UNTIED_TYPES
+    total, active = count_parameters(
+        model_type=mt,
+        hidden_size=hidden,
+        intermediate_size=inter,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        head_dim=head_dim,
+        vocab_size=vocab,
+        ffn_matrices=ffn,
+        tie_word_embeddings=bool(tied),
+        max_position_embeddings=max_pos,
+        num_experts=experts,
+        experts_per_token=per_tok,
+        new_decoder_architecture=new_arch,
+    )
+    name = cfg.get("_name_or_path") or (
+        path.parent.name if path.stem == "config" and path.parent.name else path.stem
+    )
+    try:
+        return LLM(
+            name=str(name),
+            hf_id=str(cfg.get("_name_or_path") or name),
+            family=mt,
+            num_parameters=total,
+            num_active_parameters=active,
+            hidden_size=hidden,
+            intermediate_size=inter,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            num_key_value_heads=kv_heads,
+            head_dim=head_dim,
+            vocab_size=vocab,
+            max_position_embeddings=max_pos,
+            ffn_matrices=ffn,
+            num_experts=experts if experts and experts > 1 else None,
+            experts_per_token=per_tok if experts and experts > 1 else None,
+            source=f"local config {file}",
+        )
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise CatalogError(f"{file}: key {err['loc'][0]}: {err['msg']}") from exc
+
+
+_GPU_ALIASES: dict[str, str] = {
+    "a100": "A100-SXM4-40GB",
+    "a100-40gb": "A100-SXM4-40GB",
+    "a100-80gb": "A100-SXM4-80GB",
+    "h100": "H100-SXM5-80GB",
+    "h100-80gb": "H100-SXM5-80GB",
+    "h200": "H200-SXM-141GB",
+    "v100": "V100-SXM2-16GB",
+    "v100-16gb": "V100-SXM2-16GB",
+    "v100-32gb": "V100-SXM2-32GB",
+    "a6000": "RTX-A6000",
+    "rtx a6000": "RTX-A6000",
+    "radeon pro v520": "Radeon-Pro-V520",
+    "v520": "Radeon-Pro-V520",
+    "inferentia2": "Inferentia2",
+    "trainium": "Trainium1",
+    "trainium1": "Trainium1",
+}
+
+
+def _norm_gpu(name: str) -> str:
+    name = re.sub(r"^(nvidia|amd|aws)\s+", "", name.strip().lower())
+    return re.sub(r"[\s_]+", "-", name)
+
+
+def find_gpu(name: str, price_set: str = "aws") -> GPU:
+    """Look up a GPU by catalog name, case-insensitively, or by alias (``"A100"`` ->
+    A100-SXM4-40GB, ``"H100"`` -> H100-SXM5-80GB, ``"V100"`` -> V100-SXM2-16GB, ``"L40s"``,
+    ``"NVIDIA T4"``). Raises :class:`CatalogError` with close matches when unknown.
+    """
+    table = _gpus(price_set)
+    by_norm = {_norm_gpu(k): k for k in table}
+    by_norm.update({_norm_gpu(a): k for a, k in _GPU_ALIASES.items() if k in table})
+    key = by_norm.get(_norm_gpu(name))
+    if key is None:
+        raise _suggest("GPU", name, list(table) + [a.upper() for a in _GPU_ALIASES])
+    return table[key]
+
+
+def find_instance(
+    instance_type: str, region: str | None = None, price_set: str = "aws"
+) -> Instance:
+    """The row for ``instance_type`` (case-insensitive) in ``region`` of a price set.
+
+    ``region=None`` picks us-east-1 if the type is offered there, else the first region
+    (alphabetically) that offers it. Excluded rows are returned too (check ``.excluded``).
+    Raises :class:`CatalogError` (with close matches) for an unknown type or region.
+    """
+    table = _instances(price_set)
+    itype = instance_type.strip().lower()
+    rows = [r for r in table if r.instance_type.lower() == itype]
+    if not rows:
+        raise _suggest("instance type", instance_type, {r.instance_type for r in table})
+    if region is None:
+        for r in rows:
+            if r.region == _DEFAULT_REGION:
+                return r
+        return min(rows, key=lambda r: r.region)
+    for r in rows:
+        if r.region == region.strip().lower():
+            return r
+    offered = sorted(r.region for r in rows)
+    raise CatalogError(
+        f"instance type {rows[0].instance_type!r} not offered in region {region!r} "
+        f"(price set {price_set}); offered in: {', '.join(offered)}"
+    )

@@ -1,0 +1,97 @@
+"""Typed, immutable records for the catalog's facts: GPUs, instances and models.
+
+Every record is validated once, when its file is read (see :mod:`infersave.catalog.load`).
+Units are in the field names: ``_gib`` (2**30 bytes), ``_mib`` (2**20 bytes), ``_gbs``
+(10**9 bytes per second), ``_tflops`` (10**12 floating-point operations per second),
+``_per_hour`` (US dollars per hour).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class GPU(_Frozen):
+    """One accelerator type, from its vendor datasheet (``source`` names it).
+
+    ``usable_memory_mib`` is the memory the cloud reports to the guest (e.g. 22,888 MiB for an
+    A10G or L4 on AWS); when absent the nominal ``memory_gib`` is used.
+    ``fp16_dense_tflops`` is the dense FP16 tensor-core peak (no sparsity);
+    ``fp32_tflops`` is the FP32 (non-tensor) peak, the figure the paper's Table I/IV used.
+    ``pcie_bandwidth_gbs`` is one direction of the host link (PCIe x16), GB/s.
+    """
+
+    name: str
+    vendor: str
+    architecture: str = ""
+    memory_gib: PositiveFloat
+    usable_memory_mib: PositiveFloat | None = None
+    memory_bandwidth_gbs: PositiveFloat
+    fp16_dense_tflops: PositiveFloat
+    fp32_tflops: PositiveFloat | None = None
+    pcie_bandwidth_gbs: PositiveFloat | None = None
+    confidence: str = ""
+    source: str
+
+    @property
+    def is_nvidia(self) -> bool:
+        """True for NVIDIA GPUs, the only ones the time model and serving stacks cover."""
+        return self.vendor.upper() == "NVIDIA"
+
+
+class Instance(_Frozen):
+    """One cloud instance type in one region, priced as that region offers it.
+
+    ``gpu`` is a key into the GPU table, or ``None`` when the accelerator has no spec in the
+    catalog (then ``excluded`` says why). ``gpu_count`` may be fractional for vGPU slices.
+    ``gpu_memory_gib`` is the memory of ONE GPU. ``spot_per_hour`` is the lowest spot price over
+    the region's availability zones (``spot_zone`` names that zone), or ``None`` when unknown.
+    """
+
+    instance_type: str
+    provider: str = "aws"
+    region: str
+    accelerator: str
+    gpu: str | None
+    gpu_count: PositiveFloat
+    gpu_memory_gib: PositiveFloat | None = None
+    vcpus: PositiveInt
+    host_memory_gib: PositiveFloat
+    on_demand_per_hour: PositiveFloat | None
+    spot_per_hour: PositiveFloat | None = None
+    spot_zone: str | None = None
+    excluded: str | None = None
+    source: str
+
+
+class LLM(_Frozen):
+    """A decoder-only transformer's shape, from its Hugging Face ``config.json``.
+
+    ``num_parameters`` counts all weights (what must sit in memory);
+    ``num_active_parameters`` those used per token (differs for mixture-of-experts).
+    ``head_dim`` x ``num_key_value_heads`` is the width of K (and of V) per layer: the KV cache
+    stores 2 x that many values per token per layer (MHA, GQA and MQA alike).
+    ``ffn_matrices`` is 2 for a plain MLP (OPT, Falcon) and 3 for a gated one (SwiGLU/GeGLU).
+    """
+
+    name: str
+    hf_id: str
+    family: str = ""
+    num_parameters: PositiveInt
+    num_active_parameters: PositiveInt
+    hidden_size: PositiveInt
+    intermediate_size: PositiveInt
+    num_hidden_layers: PositiveInt
+    num_attention_heads: PositiveInt
+    num_key_value_heads: PositiveInt
+    head_dim: PositiveInt
+    vocab_size: PositiveInt
+    max_position_embeddings: PositiveInt | None = None
+    ffn_matrices: int = Field(default=3, ge=2, le=3)
+    num_experts: PositiveInt | None = None
+    experts_per_token: PositiveInt | None = None
+    source: str = ""
