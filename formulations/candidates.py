@@ -1,0 +1,284 @@
+"""The candidate table: every (instance, batch size, offload level) with every constraint's value,
+the predicted times, TPS and cost. All search backends (exhaustive, MILP, CP-SAT) read this one
+table, so they can differ only in how they search it, never in what they evaluate.
+
+Candidates are laid out instance-major: index ``k = (i * B + b) * C + c`` for instance ``i``,
+batch size ``b`` and offload level ``c``; every array has shape ``(N,) = (I * B * C,)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from infersave.catalog.schemas import GPU, LLM, Instance
+from infersave.formulations import cost, memory, time
+from infersave.formulations.options import ModelOptions
+
+GIB = 2**30
+MIB = 2**20
+
+Calibration = Mapping[tuple[str, str], tuple[float, float]]
+"""CTCF coefficients keyed by (GPU name, phase) with phase ``"prefill"`` or ``"decode"``:
+``(alpha, beta)`` with beta in seconds per layer (Eq. 7)."""
+
+CONSTRAINTS: tuple[str, ...] = (
+    "weights_fit",
+    "memory_feasibility",
+    "per_layer_kv",
+    "host_memory",
+    "price_cap",
+    "tps_slo",
+)
+"""Constraint names, in the paper's terms, in the order a closest miss is explained."""
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What is served: ``requests`` requests of ``input_len`` + ``output_len`` tokens, with a
+    throughput SLO ``slo_tps`` (tokens/s, Eq. 1) and a price cap ``max_price`` ($/h, P_max)."""
+
+    input_len: int
+    output_len: int
+    requests: int
+    slo_tps: float
+    max_price: float
+
+
+@dataclass(frozen=True)
+class InstanceArrays:
+    """Per-instance facts as arrays of shape ``(I,)``, in the units the models use."""
+
+    instances: tuple[Instance, ...]
+    replicas: np.ndarray  # model replicas = GPUs (data parallel), int
+    gpu_memory_bytes: np.ndarray  # usable memory of ONE GPU, bytes
+    host_memory_bytes: np.ndarray  # host memory one replica may use for offloaded KV, bytes
+    price_per_hour: np.ndarray  # $/h of the whole instance
+    peak_flops: np.ndarray  # FLOP/s of one GPU
+    memory_bandwidth: np.ndarray  # bytes/s of one GPU
+    pcie_bandwidth: np.ndarray  # bytes/s, one direction
+    ctcf: np.ndarray  # (I, 4): alpha_p, beta_p, alpha_d, beta_d
+    calibrated: np.ndarray  # bool: a calibration entry applied to this GPU
+
+
+def instance_arrays(
+    instances: Sequence[Instance],
+    gpus: Mapping[str, GPU],
+    options: ModelOptions,
+    calibration: Calibration | None = None,
+) -> InstanceArrays:
+    """Turn eligible instances into arrays.
+
+    Raises:
+        ValueError: if an instance names no GPU of ``gpus``, lacks the price ``options.pricing``
+            asks for, or its GPU lacks a PCIe bandwidth (filter them out first).
+    """
+    n = len(instances)
+    reps = np.empty(n)
+    gmem = np.empty(n)
+    hmem = np.empty(n)
+    price = np.empty(n)
+    flops = np.empty(n)
+    mbw = np.empty(n)
+    pcie = np.empty(n)
+    coef = np.tile(np.array([1.0, 0.0, 1.0, 0.0]), (n, 1))
+    calibrated = np.zeros(n, dtype=bool)
+    paper = options.formulas == "paper"
+    for i, inst in enumerate(instances):
+        if inst.gpu is None or inst.gpu not in gpus:
+            raise ValueError(f"{inst.instance_type}: no GPU spec for {inst.accelerator!r}")
+        gpu = gpus[inst.gpu]
+        reps[i] = max(1, int(inst.gpu_count))
+        if paper:
+            gmem[i] = gpu.memory_gib * GIB
+        else:
+            reported = (
+                gpu.usable_memory_mib * MIB if gpu.usable_memory_mib else gpu.memory_gib * GIB
+            )
+            gmem[i] = reported * options.gpu_memory_utilization
+        hmem[i] = inst.host_memory_gib * GIB * options.host_memory_utilization / reps[i]
+        p = inst.spot_per_hour if options.pricing == "spot" else inst.on_demand_per_hour
+        if p is None:
+            raise ValueError(f"{inst.instance_type} ({inst.region}) has no {options.pricing} price")
+        price[i] = p
+        tflops = gpu.fp32_tflops if (paper and gpu.fp32_tflops) else gpu.fp16_dense_tflops
+        flops[i] = tflops * 1e12
+        mbw[i] = gpu.memory_bandwidth_gbs * 1e9
+        if gpu.pcie_bandwidth_gbs is None:
+            raise ValueError(f"{inst.instance_type}: GPU {gpu.name} has no PCIe bandwidth")
+        pcie[i] = gpu.pcie_bandwidth_gbs * 1e9
+        if calibration is not None:
+            pre = calibration.get((gpu.name, "prefill"))
+            dec = calibration.get((gpu.name, "decode"))
+            if pre is not None:
+                coef[i, 0:2] = pre
+            if dec is not None:
+                coef[i, 2:4] = dec
+            calibrated[i] = pre is not None or dec is not None
+    return InstanceArrays(
+        tuple(instances), reps, gmem, hmem, price, flops, mbw, pcie, coef, calibrated
+    )
+
+
+@dataclass(frozen=True)
+class CandidateTable:
+    """Every candidate's memory, constraint values, times, TPS and cost; arrays of shape (N,).
+
+    Memory is per replica (one GPU) in bytes; ``gpu_used_bytes`` = weights + activations +
+    (1 - C_off) x KV. Times in seconds for one batch on one replica; ``tps`` is the instance's
+    total (replicas x Eq. 1); ``task_hours``, ``billed_hours`` (h), ``total_cost_usd`` ($) use
+    TPS_effective = min(tps, SLO). ``ok[name]`` is each constraint's truth value (see
+    :data:`CONSTRAINTS`); ``feasible`` is their conjunction.
+    """
+
+    workload: Workload
+    options: ModelOptions
+    model: LLM
+    inst: InstanceArrays
+    batch_sizes: np.ndarray  # (B,)
+    levels: np.ndarray  # (C,)
+    instance_idx: np.ndarray
+    batch_size: np.ndarray
+    offload_ratio: np.ndarray
+    weights_bytes: float
+    kv_cache_bytes: np.ndarray
+    kv_per_layer_bytes: np.ndarray
+    activation_bytes: np.ndarray
+    gpu_used_bytes: np.ndarray
+    gpu_memory_bytes: np.ndarray
+    host_memory_bytes: np.ndarray
+    prefill_s: np.ndarray
+    decode_s: np.ndarray
+    e2e_s: np.ndarray
+    tps: np.ndarray
+    output_tps: np.ndarray
+    tps_effective: np.ndarray
+    task_hours: np.ndarray
+    billed_hours: np.ndarray
+    price_per_hour: np.ndarray
+    total_cost_usd: np.ndarray
+    cost_efficiency: np.ndarray
+    ok: dict[str, np.ndarray] = field(default_factory=dict)
+    feasible: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+    def __len__(self) -> int:
+        return int(self.instance_idx.shape[0])
+
+    @property
+    def memory_ok(self) -> np.ndarray:
+        """Candidates that satisfy every memory constraint (Algorithm 1 plus host memory)."""
+        return (
+            self.ok["weights_fit"]
+            & self.ok["memory_feasibility"]
+            & self.ok["per_layer_kv"]
+            & self.ok["host_memory"]
+        )
+
+
+def build_table(
+    model: LLM,
+    workload: Workload,
+    inst: InstanceArrays,
+    batch_sizes: Sequence[int] | np.ndarray,
+    levels: np.ndarray,
+    options: ModelOptions,
+) -> CandidateTable:
+    """Evaluate every (instance, batch size, offload level) of ``inst`` for ``workload``.
+
+    Memory feasibility follows Algorithm 1 on the offload grid ``levels``: a level C_off is
+    feasible when weights + activations + (1 - C_off) x KV fit in usable GPU memory
+    (memory_feasibility), the weights alone fit (Case 2, weights_fit), a layer's KV fits in what
+    is left when anything is offloaded (per_layer_kv; the paper compares it with what is left
+    after weights and activations), and C_off x KV fits in the replica's share of host memory
+    (host_memory; the paper never checks it, so ``formulas="paper"`` skips it).
+    Cost per Eq. 2-3, time per Eq. 4-7 (see :mod:`.time`).
+    """
+    bs = np.asarray(batch_sizes, dtype=np.float64)
+    lv = np.asarray(levels, dtype=np.float64)
+    n_i, n_b, n_c = len(inst.instances), bs.size, lv.size
+    ii = np.repeat(np.arange(n_i), n_b * n_c)
+    bi = np.tile(np.repeat(np.arange(n_b), n_c), n_i)
+    ci = np.tile(np.arange(n_c), n_i * n_b)
+    b = bs[bi]
+    c = lv[ci]
+    nbytes = options.bytes_per_param
+    lin, lout = workload.input_len, workload.output_len
+
+    w = float(memory.weights_bytes(model, nbytes))
+    kv_b = memory.kv_cache_bytes(model, bs, lin, lout, nbytes, options.formulas)
+    act_b = memory.activation_bytes(model, bs, lin, lout, nbytes)
+    kv = kv_b[bi]
+    kv_layer = kv / model.num_hidden_layers
+    act = act_b[bi]
+    gmem = inst.gpu_memory_bytes[ii]
+    hmem = inst.host_memory_bytes[ii]
+    used = w + act + (1.0 - c) * kv
+
+    ok: dict[str, np.ndarray] = {"weights_fit": w <= gmem, "memory_feasibility": used <= gmem}
+    if options.formulas == "paper":
+        ok["per_layer_kv"] = (c == 0) | (kv_layer <= gmem - w - act)
+        ok["host_memory"] = np.ones_like(c, dtype=bool)
+    else:
+        ok["per_layer_kv"] = (c == 0) | (kv_layer <= gmem - used)
+        ok["host_memory"] = c * kv <= hmem
+
+    lt = time.layer_times(
+        model,
+        b,
+        lin,
+        lout,
+        c,
+        inst.peak_flops[ii],
+        inst.memory_bandwidth[ii],
+        inst.pcie_bandwidth[ii],
+        options,
+    )
+    coef = inst.ctcf[ii]
+    pt = time.phase_times(model, lt, lout, coef[:, 0], coef[:, 1], coef[:, 2], coef[:, 3])
+    reps = inst.replicas[ii]
+    e2e = pt.e2e_s
+    tps = reps * time.throughput_tps(b, lin, lout, e2e)
+    out_tps = reps * b * lout / e2e
+    price = inst.price_per_hour[ii]
+    tps_eff = cost.effective_tps(tps, workload.slo_tps)
+    hours = cost.task_hours(workload.requests, lin, lout, tps_eff)
+    billed = cost.billed_hours(hours, options.billing)
+    total = cost.total_cost(billed, price)
+    ce = cost.cost_efficiency(tps_eff, billed, price)
+
+    ok["price_cap"] = price <= workload.max_price
+    ok["tps_slo"] = tps >= workload.slo_tps
+    feasible = np.logical_and.reduce([ok[name] for name in CONSTRAINTS])
+    return CandidateTable(
+        workload=workload,
+        options=options,
+        model=model,
+        inst=inst,
+        batch_sizes=bs,
+        levels=lv,
+        instance_idx=ii,
+        batch_size=b,
+        offload_ratio=c,
+        weights_bytes=w,
+        kv_cache_bytes=kv,
+        kv_per_layer_bytes=kv_layer,
+        activation_bytes=act,
+        gpu_used_bytes=used,
+        gpu_memory_bytes=gmem,
+        host_memory_bytes=hmem,
+        prefill_s=pt.prefill_s,
+        decode_s=pt.decode_s,
+        e2e_s=e2e,
+        tps=tps,
+        output_tps=out_tps,
+        tps_effective=tps_eff,
+        task_hours=hours,
+        billed_hours=billed,
+        price_per_hour=price,
+        total_cost_usd=total,
+        cost_efficiency=ce,
+        ok=ok,
+        feasible=feasible,
+    )

@@ -1,0 +1,80 @@
+"""Modelling options shared by the memory, time and cost models.
+
+``formulas`` chooses between the corrected physics (default) and the paper's formulas exactly as
+printed (``"paper"``), so the paper's results stay reproducible. Where they differ:
+
+- KV cache (Table II): physics 2*BS*(Lin+Lout)*L*kv_heads*head_dim*bytes;
+  paper 2*BS*(Lin+Lout)*nh*bytes*L.
+- Linear FLOPs per token and layer: physics 2 * active parameters / layers;
+  paper 8*h1^2 + 4*h1*h2 (Eq. 5/6).
+- Attention width: physics num_attention_heads * head_dim; paper h1.
+- KV transfer (Eq. 5/6): physics the offloaded share of the layer's real KV;
+  paper C_off*2*(Lin+1)*h1*bytes*BS (plus Lout*h1*bytes*BS in decode, even without offload).
+- Per-layer KV check: physics must fit beside the resident KV; paper beside weights+activations.
+- Host memory for offloaded KV: physics checked; paper not checked.
+- Peak FLOPS: physics dense FP16 tensor (datasheet); paper the FP32 figure (Table I/IV).
+- Usable GPU memory: physics cloud-reported MiB x utilization; paper nominal GiB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+Formulas = Literal["physics", "paper"]
+PerfModel = Literal["paper", "roofline"]
+Billing = Literal["hourly", "per-second"]
+Pricing = Literal["on-demand", "spot"]
+
+DTYPE_BYTES: dict[str, int] = {"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1}
+"""Bytes per parameter and per KV-cache element for each supported precision."""
+
+DEFAULT_BATCH_SIZES: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """How the memory, time and cost models are evaluated.
+
+    Attributes:
+        dtype: precision of weights and KV cache (key of :data:`DTYPE_BYTES`).
+        formulas: ``"physics"`` or ``"paper"`` (see the module docstring).
+        perf_model: ``"paper"`` (Eq. 5-6: FLOPs over peak FLOPS) or ``"roofline"`` (each
+            phase bounded by the larger of compute and memory-bandwidth time).
+        gpu_memory_utilization: share of the GPU's reported memory the serving engine may use
+            (vLLM's default 0.9 leaves room for the CUDA context and fragmentation).
+        host_memory_utilization: share of host RAM available for offloaded KV cache (the OS and
+            the serving process need the rest).
+        billing: ``"hourly"`` (ceil to whole hours, the paper's Eq. 3) or ``"per-second"``
+            (AWS Linux on-demand billing: per second with a 60 s minimum).
+        pricing: ``"on-demand"`` or ``"spot"`` $/h.
+    """
+
+    dtype: str = "fp16"
+    formulas: Formulas = "physics"
+    perf_model: PerfModel = "roofline"
+    gpu_memory_utilization: float = 0.9
+    host_memory_utilization: float = 0.8
+    billing: Billing = "hourly"
+    pricing: Pricing = "on-demand"
+
+    @property
+    def bytes_per_param(self) -> int:
+        """Bytes per parameter/KV element of ``dtype``."""
+        return DTYPE_BYTES[self.dtype]
+
+
+def offload_levels(step: float) -> np.ndarray:
+    """The offload-ratio grid ``0, step, 2*step, ..., 1`` (shape ``(round(1/step)+1,)``).
+
+    Raises:
+        ValueError: if ``step`` is not in (0, 1] or does not divide 1 evenly.
+    """
+    if not 0 < step <= 1:
+        raise ValueError(f"offload step must be in (0, 1], got {step}")
+    n = round(1 / step)
+    if abs(n * step - 1) > 1e-9:
+        raise ValueError(f"offload step must divide 1 evenly (e.g. 0.1, 0.05, 0.25), got {step}")
+    return np.round(np.linspace(0.0, 1.0, n + 1), 12)

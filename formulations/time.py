@@ -1,0 +1,168 @@
+"""Time model: prefill and decode time of one batch on one GPU (paper Eq. 4-7).
+
+Everything is per model replica on one GPU and vectorized: array arguments broadcast together
+(typically shape ``(N,)``, one entry per candidate). Times are seconds, FLOPS are floating-point
+operations per second, bandwidths bytes per second.
+
+Two performance models (``ModelOptions.perf_model``):
+
+* ``paper``: Eq. 5-6 exactly: the compute term is FLOPs / peak FLOPS.
+* ``roofline``: the compute term is max(FLOPs / peak FLOPS, bytes moved / memory bandwidth),
+  where the bytes are the layer's weights plus the KV cache it reads or writes. Decode is
+  memory-bound on every GPU in the catalog, which Eq. 6 ignores.
+
+CTCF (Eq. 7), ``alpha * T + beta`` per GPU and phase, corrects the compute term of ONE layer in
+either model; the PCIe transfer term of KV offloading is added as in Eq. 5 (overlapped: max) and
+Eq. 6 (serial: sum).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from infersave.catalog.schemas import LLM
+from infersave.formulations.memory import kv_bytes_per_token, weights_bytes
+from infersave.formulations.options import ModelOptions
+
+
+@dataclass(frozen=True)
+class LayerTimes:
+    """Per-layer times of one replica, seconds, before CTCF.
+
+    ``prefill_compute`` covers the whole prompt of the batch; ``decode_compute`` one decode step
+    at the average context L_in + L_out/2; the ``*_transfer`` terms are the PCIe time of the
+    offloaded KV cache (zero when nothing is offloaded, except in the paper's Eq. 6 term).
+    """
+
+    prefill_compute: np.ndarray
+    decode_compute: np.ndarray
+    prefill_transfer: np.ndarray
+    decode_transfer: np.ndarray
+
+
+@dataclass(frozen=True)
+class PhaseTimes:
+    """Times of one batch on one replica, seconds (Eq. 4): all layers, CTCF applied.
+
+    ``prefill_s`` = L x T_pre, ``decode_s`` = L x (L_out - 1) x T_dec, ``e2e_s`` their sum.
+    """
+
+    prefill_s: np.ndarray
+    decode_s: np.ndarray
+    e2e_s: np.ndarray
+
+
+def ctcf(t: np.ndarray, alpha: np.ndarray | float, beta: np.ndarray | float) -> np.ndarray:
+    """Compute Time Calibration Function, Eq. 7: ``alpha * t + beta`` (seconds in and out)."""
+    return alpha * t + beta
+
+
+def _moe_params_read(model: LLM, batch: np.ndarray) -> np.ndarray:
+    """Parameters whose weights one decode step reads: all of them for a dense model; for a
+    mixture of experts, the shared ones plus the experts that at least one of ``batch`` tokens
+    is routed to (expected count under uniform routing)."""
+    total = float(model.num_parameters)
+    if not model.num_experts or not model.experts_per_token:
+        return np.full(np.shape(batch), total)
+    e, k = model.num_experts, model.experts_per_token
+    per_expert = (total - model.num_active_parameters) / (e - k)
+    shared = total - e * per_expert
+    touched = e * (1.0 - (1.0 - k / e) ** batch)
+    return shared + touched * per_expert
+
+
+def layer_times(
+    model: LLM,
+    batch: np.ndarray,
+    input_len: int | np.ndarray,
+    output_len: int | np.ndarray,
+    offload: np.ndarray,
+    peak_flops: np.ndarray,
+    memory_bandwidth: np.ndarray,
+    pcie_bandwidth: np.ndarray,
+    options: ModelOptions,
+) -> LayerTimes:
+    """Per-layer compute and transfer times (Eq. 5-6 terms), before CTCF.
+
+    Args:
+        batch: batch size BS (requests), any broadcastable shape.
+        input_len, output_len: L_in and L_out, tokens per request.
+        offload: C_off, share of the KV cache kept in host memory, in [0, 1].
+        peak_flops: FLOP/s of one GPU; memory_bandwidth, pcie_bandwidth: bytes/s of one GPU.
+
+    FLOPs (``physics``): linear layers 2 x active parameters / layers per token (reduces to the
+    paper's 8 h1^2 + 4 h1 h2 for OPT, and is right for GQA, gated MLPs and MoE); attention
+    4 x BS x L_in^2 x (heads x head_dim) for prefill and 4 x BS x (L_in + L_out/2) x width per
+    decode step (paper Eq. 5-6). ``paper`` formulas use h1 and h2 exactly as printed.
+    """
+    bs = np.asarray(batch, dtype=np.float64)
+    lin = np.asarray(input_len, dtype=np.float64)
+    lout = np.asarray(output_len, dtype=np.float64)
+    c = np.asarray(offload, dtype=np.float64)
+    nbytes = options.bytes_per_param
+    layers = model.num_hidden_layers
+    ctx = lin + lout / 2.0  # average context of a decode step (paper Eq. 6)
+
+    if options.formulas == "paper":
+        h1, h2 = float(model.hidden_size), float(model.intermediate_size)
+        flops_pre = bs * (8 * lin * h1**2 + 4 * lin * h1 * h2) + 4 * bs * lin**2 * h1
+        flops_dec = bs * (8 * h1**2 + 4 * h1 * h2) + 4 * bs * ctx * h1
+        trans_pre = c * 2 * (lin + 1) * h1 * nbytes * bs / pcie_bandwidth
+        trans_dec = (c * 2 * (lin + 1) + lout) * h1 * nbytes * bs / pcie_bandwidth
+    else:
+        width = float(model.num_attention_heads * model.head_dim)
+        linear_per_token = 2.0 * model.num_active_parameters / layers
+        flops_pre = bs * lin * linear_per_token + 4 * bs * lin**2 * width
+        flops_dec = bs * linear_per_token + 4 * bs * ctx * width
+        kv_layer_token = kv_bytes_per_token(model, nbytes) / layers
+        trans_pre = c * bs * lin * kv_layer_token / pcie_bandwidth
+        trans_dec = c * bs * ctx * kv_layer_token / pcie_bandwidth
+
+    t_pre = flops_pre / peak_flops
+    t_dec = flops_dec / peak_flops
+    if options.perf_model == "roofline":
+        kv_layer_token = kv_bytes_per_token(model, nbytes, options.formulas) / layers
+        w_layer = weights_bytes(model, nbytes) / layers
+        read_dec = _moe_params_read(model, bs) * nbytes / layers
+        bytes_pre = w_layer + bs * lin * kv_layer_token
+        bytes_dec = read_dec + bs * ctx * kv_layer_token
+        t_pre = np.maximum(t_pre, bytes_pre / memory_bandwidth)
+        t_dec = np.maximum(t_dec, bytes_dec / memory_bandwidth)
+    zero = np.zeros(np.broadcast_shapes(np.shape(t_pre), np.shape(c)))
+    return LayerTimes(t_pre + zero, t_dec + zero, trans_pre + zero, trans_dec + zero)
+
+
+def phase_times(
+    model: LLM,
+    layer: LayerTimes,
+    output_len: int | np.ndarray,
+    alpha_prefill: np.ndarray | float = 1.0,
+    beta_prefill: np.ndarray | float = 0.0,
+    alpha_decode: np.ndarray | float = 1.0,
+    beta_decode: np.ndarray | float = 0.0,
+) -> PhaseTimes:
+    """Whole-batch times per Eq. 4-6 with CTCF (Eq. 7) on each layer's compute term.
+
+    T_pre = max(CTCF_p(T_compute^p), T_trans^p)   (Eq. 5, offload overlaps compute)
+    T_dec = CTCF_d(T_compute^d) + T_trans^d         (Eq. 6, fetch then compute)
+    prefill_s = L x T_pre; decode_s = L x (L_out - 1) x T_dec (the first output token comes
+    out of the prefill).
+    """
+    layers = model.num_hidden_layers
+    t_pre = np.maximum(
+        ctcf(layer.prefill_compute, alpha_prefill, beta_prefill), layer.prefill_transfer
+    )
+    t_dec = ctcf(layer.decode_compute, alpha_decode, beta_decode) + layer.decode_transfer
+    steps = np.maximum(np.asarray(output_len, dtype=np.float64) - 1.0, 0.0)
+    prefill_s = layers * t_pre
+    decode_s = layers * steps * t_dec
+    return PhaseTimes(prefill_s, decode_s, prefill_s + decode_s)
+
+
+def throughput_tps(
+    batch: np.ndarray, input_len: int, output_len: int, e2e_s: np.ndarray
+) -> np.ndarray:
+    """Tokens per second of one replica, Eq. 1: BS x (L_in + L_out) / T_E2E (tokens/s)."""
+    return np.asarray(batch, dtype=np.float64) * (input_len + output_len) / e2e_s

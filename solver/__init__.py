@@ -1,0 +1,1 @@
+"""Scenarios in, ranked recommendations out: backends, policies, batch runs, comparisons."""

@@ -1,0 +1,151 @@
+"""From a scenario to the candidate table: catalog look-ups, instance eligibility, calibration.
+
+Everything that does not depend on the workload (catalog, eligible instances, their arrays) is
+cached, so batch runs and comparisons reuse it across scenarios.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from infersave.catalog import load as catalog
+from infersave.catalog.schemas import GPU, LLM, Instance
+from infersave.formulations.candidates import (
+    Calibration,
+    CandidateTable,
+    InstanceArrays,
+    Workload,
+    build_table,
+    instance_arrays,
+)
+from infersave.formulations.options import ModelOptions, offload_levels
+from infersave.solver.scenario import InputError, Scenario
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A scenario's candidate table and the names needed to report it."""
+
+    scenario: Scenario
+    model: LLM
+    table: CandidateTable
+    calibration_name: str
+
+
+def eligible(inst: Instance, gpus: dict[str, GPU], include_non_nvidia: bool, pricing: str) -> bool:
+    """Whether ``inst`` can be recommended: a GPU spec exists (with PCIe bandwidth), it is not
+    excluded in the catalog, it is NVIDIA unless ``include_non_nvidia``, it has whole GPUs, and
+    it has the asked-for price."""
+    if inst.excluded or inst.gpu is None or inst.gpu not in gpus:
+        return False
+    gpu = gpus[inst.gpu]
+    if gpu.pcie_bandwidth_gbs is None or inst.gpu_count < 1:
+        return False
+    if not gpu.is_nvidia and not include_non_nvidia:
+        return False
+    price = inst.spot_per_hour if pricing == "spot" else inst.on_demand_per_hour
+    return price is not None
+
+
+def _closest(name: str, choices: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
+    return f"; did you mean: {', '.join(close)}?" if close else ""
+
+
+def region_instances(
+    price_set: str, region: str, include_non_nvidia: bool, pricing: str
+) -> tuple[Instance, ...]:
+    """Eligible instances of ``region`` in ``price_set``.
+
+    Raises:
+        InputError: unknown price set or region, or no eligible instance there.
+    """
+    if price_set not in catalog.PRICE_SETS:
+        raise InputError(
+            f"unknown catalog {price_set!r}; use one of: {', '.join(catalog.PRICE_SETS)}"
+        )
+    regions = list(catalog.regions(price_set))
+    if region not in regions:
+        raise InputError(
+            f"unknown region {region!r} in catalog {price_set!r}{_closest(region, regions)}"
+            " (list them with: infersave instances --regions)"
+        )
+    gpus = catalog.gpus(price_set)
+    found = tuple(
+        inst
+        for inst in catalog.instances(price_set)
+        if inst.region == region and eligible(inst, gpus, include_non_nvidia, pricing)
+    )
+    if not found:
+        raise InputError(
+            f"no instance in {region} has a GPU the model covers and a {pricing} price;"
+            " try --region us-east-1 or --pricing on-demand"
+        )
+    return found
+
+
+@functools.lru_cache(maxsize=64)
+def _arrays(
+    price_set: str,
+    region: str,
+    include_non_nvidia: bool,
+    options: ModelOptions,
+    calibration_key: str,
+) -> InstanceArrays:
+    insts = region_instances(price_set, region, include_non_nvidia, options.pricing)
+    cal = _calibration(calibration_key)[1]
+    return instance_arrays(insts, catalog.gpus(price_set), options, cal)
+
+
+@functools.lru_cache(maxsize=16)
+def _calibration(spec: str) -> tuple[str, Calibration | None]:
+    """Resolve ``--calibration``: ``default`` (the shipped fit), ``none``, or a JSON file."""
+    if spec == "none":
+        return "uncalibrated", None
+    try:
+        from infersave.catalog import calibration as shipped
+    except ImportError as exc:  # no calibration shipped yet
+        if spec == "default":
+            return "uncalibrated", None
+        raise InputError(f"cannot read calibration {spec!r}: not supported yet") from exc
+    try:
+        return shipped.load_calibration(spec)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read calibration {spec!r}: {exc}") from exc
+
+
+def resolve_model(name: str) -> LLM:
+    """The catalog model or local config.json ``name``.
+
+    Raises:
+        InputError: unknown model (with close matches) or unreadable config file.
+    """
+    try:
+        return catalog.find_model(name)
+    except catalog.CatalogError as exc:
+        raise InputError(str(exc)) from exc
+
+
+def workload_of(s: Scenario) -> Workload:
+    """The formulations' view of a scenario's workload."""
+    return Workload(s.input_len, s.output_len, s.requests, s.slo_tps, s.max_price)
+
+
+def prepare(s: Scenario) -> Prepared:
+    """Build the candidate table of scenario ``s``.
+
+    Raises:
+        InputError: on any input the catalog or the models reject.
+    """
+    model = resolve_model(s.model)
+    try:
+        levels = offload_levels(s.offload_step)
+    except ValueError as exc:
+        raise InputError(f"--offload-step: {exc}") from exc
+    options = s.options()
+    inst = _arrays(s.catalog, s.region, s.include_non_nvidia, options, s.calibration)
+    table = build_table(model, workload_of(s), inst, s.searched_batch_sizes, levels, options)
+    return Prepared(s, model, table, _calibration(s.calibration)[0])

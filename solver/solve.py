@@ -1,0 +1,138 @@
+"""Solve one scenario: search the candidate table with a backend, rank alternatives, compare
+with the Max-Performance baseline, and explain the closest miss when nothing is feasible."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from infersave.formulations.candidates import CandidateTable
+from infersave.solver import ranking
+from infersave.solver.prepare import Prepared, prepare
+from infersave.solver.records import Baseline, Record, SolveResult, SolverInfo, make_record
+from infersave.solver.scenario import Scenario
+
+GB = 1e9
+
+
+def _exhaustive_backend(table: CandidateTable, scenario: Scenario) -> tuple[int | None, SolverInfo]:
+    t0 = time.perf_counter()
+    k = ranking.exhaustive(table)
+    info = SolverInfo(
+        backend="exhaustive",
+        solver="numpy",
+        status="optimal" if k is not None else "infeasible",
+        solve_seconds=time.perf_counter() - t0,
+        objective=float(table.total_cost_usd[k]) if k is not None else None,
+    )
+    return k, info
+
+
+BackendFn = Callable[[CandidateTable, Scenario], tuple[int | None, SolverInfo]]
+
+BACKENDS: dict[str, BackendFn] = {"exhaustive": _exhaustive_backend}
+"""Search backends by name: each takes the candidate table and returns the chosen index."""
+
+
+def closest_miss(table: CandidateTable) -> str:
+    """One sentence on why nothing is feasible and what to change (exit code 1's message)."""
+    w = table.workload
+    price_ok = table.ok["price_cap"]
+    if not price_ok.any():
+        i = int(np.argmin(table.inst.price_per_hour))
+        inst = table.inst.instances[i]
+        return (
+            f"no instance costs at most ${w.max_price:g}/h; the cheapest is {inst.instance_type}"
+            f" at ${table.inst.price_per_hour[i]:.4g}/h: raise --max-price"
+        )
+    fits = table.memory_ok & price_ok
+    if not fits.any():
+        gmem, used = table.gpu_memory_bytes, table.gpu_used_bytes
+        short = np.maximum.reduce(
+            [
+                table.weights_bytes - gmem,
+                used - gmem,
+                np.where(table.offload_ratio > 0, table.kv_per_layer_bytes - (gmem - used), 0.0),
+                table.offload_ratio * table.kv_cache_bytes - table.host_memory_bytes,
+            ]
+        )
+        short = np.where(price_ok, short, np.inf)
+        k = int(np.argmin(short))
+        inst = table.inst.instances[int(table.instance_idx[k])]
+        what = (
+            f"the weights alone ({table.weights_bytes / GB:.1f} GB) exceed every GPU under the cap"
+            if not (table.ok["weights_fit"] & price_ok).any()
+            else "no configuration fits in memory under the cap"
+        )
+        return (
+            f"{what}; closest: {inst.instance_type} at batch {int(table.batch_size[k])},"
+            f" offload {table.offload_ratio[k]:.2f}, short by {short[k] / GB:.2f} GB"
+            " (usable GPU memory per GPU or host memory): raise --max-price, shorten the"
+            " sequences or lower the batch size"
+        )
+    idx = np.flatnonzero(fits)
+    k = int(idx[np.argmax(table.tps[idx])])
+    inst = table.inst.instances[int(table.instance_idx[k])]
+    return (
+        f"the best TPS reachable under ${w.max_price:g}/h is {table.tps[k]:.1f}"
+        f" ({inst.instance_type}, batch {int(table.batch_size[k])},"
+        f" offload {table.offload_ratio[k]:.2f}), below the SLO of {w.slo_tps:g} TPS:"
+        " raise --max-price or lower --slo-tps"
+    )
+
+
+def result_from(prep: Prepared, k: int | None, info: SolverInfo | None) -> SolveResult:
+    """Assemble the :class:`SolveResult` of chosen candidate ``k`` (None: infeasible)."""
+    table, s, cal = prep.table, prep.scenario, prep.calibration_name
+    ordered = ranking.best_per_instance(table, ranking.rank(table))
+    base_k = ranking.max_performance(table)
+    base = make_record(table, base_k, cal) if base_k is not None else None
+    if k is None:
+        return SolveResult(
+            scenario=s,
+            status="infeasible",
+            message=closest_miss(table),
+            recommendation=None,
+            alternatives=[],
+            baseline=Baseline(max_performance=base, savings_pct=None),
+            solver=info,
+            candidates=len(table),
+            feasible_candidates=int(table.feasible.sum()),
+        )
+    rec = make_record(table, k, cal)
+    chosen_inst = table.instance_idx[k]
+    alts: list[Record] = [
+        make_record(table, int(j), cal) for j in ordered if table.instance_idx[j] != chosen_inst
+    ][: s.top]
+    savings = None
+    if base is not None and base.total_cost_usd > 0:
+        savings = 100.0 * (base.total_cost_usd - rec.total_cost_usd) / base.total_cost_usd
+    return SolveResult(
+        scenario=s,
+        status="ok",
+        message="",
+        recommendation=rec,
+        alternatives=alts,
+        baseline=Baseline(max_performance=base, savings_pct=savings),
+        solver=info,
+        candidates=len(table),
+        feasible_candidates=int(table.feasible.sum()),
+    )
+
+
+def solve_prepared(prep: Prepared) -> SolveResult:
+    """Search a prepared scenario with its backend and assemble the result."""
+    backend = BACKENDS[prep.scenario.backend]
+    k, info = backend(prep.table, prep.scenario)
+    return result_from(prep, k, info)
+
+
+def solve(scenario: Scenario) -> SolveResult:
+    """Recommend the cheapest configuration that meets the scenario's SLO under its price cap.
+
+    Raises:
+        InputError: on input the catalog or the models reject.
+    """
+    return solve_prepared(prepare(scenario))
