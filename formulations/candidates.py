@@ -68,8 +68,12 @@ def instance_arrays(
     gpus: Mapping[str, GPU],
     options: ModelOptions,
     calibration: Calibration | None = None,
+    allow_missing_price: bool = False,
 ) -> InstanceArrays:
     """Turn eligible instances into arrays.
+
+    ``allow_missing_price`` prices an instance without the asked-for price at NaN $/h (for
+    predictions on a bare GPU) instead of raising.
 
     Raises:
         ValueError: if an instance names no GPU of ``gpus``, lacks the price ``options.pricing``
@@ -100,7 +104,9 @@ def instance_arrays(
             gmem[i] = reported * options.gpu_memory_utilization
         hmem[i] = inst.host_memory_gib * GIB * options.host_memory_utilization / reps[i]
         p = inst.spot_per_hour if options.pricing == "spot" else inst.on_demand_per_hour
-        if p is None:
+        if p is None and allow_missing_price:
+            p = float("nan")
+        elif p is None:
             raise ValueError(f"{inst.instance_type} ({inst.region}) has no {options.pricing} price")
         price[i] = p
         tflops = gpu.fp32_tflops if (paper and gpu.fp32_tflops) else gpu.fp16_dense_tflops

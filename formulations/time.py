@@ -110,7 +110,11 @@ def layer_times(
         flops_pre = bs * (8 * lin * h1**2 + 4 * lin * h1 * h2) + 4 * bs * lin**2 * h1
         flops_dec = bs * (8 * h1**2 + 4 * h1 * h2) + 4 * bs * ctx * h1
         trans_pre = c * 2 * (lin + 1) * h1 * nbytes * bs / pcie_bandwidth
-        trans_dec = (c * 2 * (lin + 1) + lout) * h1 * nbytes * bs / pcie_bandwidth
+        # "If the KV Cache fully resides in the GPU, only computation time is considered"
+        # (section IV-D b): the printed transfer term applies only when something is offloaded.
+        trans_dec = np.where(
+            c > 0, (c * 2 * (lin + 1) + lout) * h1 * nbytes * bs / pcie_bandwidth, 0.0
+        )
     else:
         width = float(model.num_attention_heads * model.head_dim)
         linear_per_token = 2.0 * model.num_active_parameters / layers

@@ -131,7 +131,8 @@ def resolve_model(name: str) -> LLM:
 
 def workload_of(s: Scenario) -> Workload:
     """The formulations' view of a scenario's workload."""
-    return Workload(s.input_len, s.output_len, s.requests, s.slo_tps, s.max_price)
+    cap = float("inf") if s.max_price is None else s.max_price
+    return Workload(s.input_len, s.output_len, s.requests, s.slo_tps, cap)
 
 
 def prepare(s: Scenario) -> Prepared:

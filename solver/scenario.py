@@ -19,7 +19,7 @@ class Scenario(BaseModel):
     """One workload to size.
 
     Lengths are tokens per request; ``slo_tps`` is the throughput target in tokens/s (input plus
-    output tokens, Eq. 1); ``max_price`` the price cap P_max in $/h per instance.
+    output tokens, Eq. 1); ``max_price`` the price cap P_max in $/h per instance (None: no cap).
     ``batch_size`` fixes the batch size; otherwise every size in ``batch_sizes`` is searched.
     """
 
@@ -30,7 +30,7 @@ class Scenario(BaseModel):
     output_len: PositiveInt
     requests: PositiveInt
     slo_tps: PositiveFloat
-    max_price: PositiveFloat
+    max_price: PositiveFloat | None = None
     region: str = "us-east-1"
     catalog: str = "aws"
     batch_sizes: tuple[PositiveInt, ...] = DEFAULT_BATCH_SIZES

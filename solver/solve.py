@@ -39,6 +39,7 @@ BACKENDS: dict[str, BackendFn] = {"exhaustive": _exhaustive_backend}
 def closest_miss(table: CandidateTable) -> str:
     """One sentence on why nothing is feasible and what to change (exit code 1's message)."""
     w = table.workload
+    cap = "with no price cap" if np.isinf(w.max_price) else f"under ${w.max_price:g}/h"
     price_ok = table.ok["price_cap"]
     if not price_ok.any():
         i = int(np.argmin(table.inst.price_per_hour))
@@ -76,7 +77,7 @@ def closest_miss(table: CandidateTable) -> str:
     k = int(idx[np.argmax(table.tps[idx])])
     inst = table.inst.instances[int(table.instance_idx[k])]
     return (
-        f"the best TPS reachable under ${w.max_price:g}/h is {table.tps[k]:.1f}"
+        f"the best TPS reachable {cap} is {table.tps[k]:.1f}"
         f" ({inst.instance_type}, batch {int(table.batch_size[k])},"
         f" offload {table.offload_ratio[k]:.2f}), below the SLO of {w.slo_tps:g} TPS:"
         " raise --max-price or lower --slo-tps"

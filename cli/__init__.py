@@ -1,0 +1,1 @@
+"""The ``infersave`` command line: presentation only."""

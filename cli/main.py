@@ -1,0 +1,429 @@
+"""infersave: which cloud GPU instance, batch size and KV-cache offload ratio meet an LLM
+inference SLO at the lowest billed cost.
+
+Exit codes: 0 found, 1 nothing feasible (the closest miss is explained), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from infersave.cli import render
+from infersave.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_INFEASIBLE,
+    BatchSizeOpt,
+    BatchSizesOpt,
+    BillingOpt,
+    CalibrationOpt,
+    CatalogOpt,
+    DtypeOpt,
+    Format,
+    FormatOpt,
+    FormulasOpt,
+    InputLenOpt,
+    MaxPriceOpt,
+    ModelOpt,
+    NonNvidiaOpt,
+    OffloadStepOpt,
+    OutputLenOpt,
+    PerfModelOpt,
+    PricingOpt,
+    RegionOpt,
+    RequestsOpt,
+    SloOpt,
+    build_scenario,
+    fail,
+    user_errors,
+)
+
+app = typer.Typer(
+    name="infersave",
+    help=__doc__,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+SOLVE_EXAMPLE = """Recommend the cheapest instance for a real workload.
+
+Example:
+
+  infersave solve --model opt-2.7b --input-len 1024 --output-len 128 --requests 1000
+  --slo-tps 100 --max-price 3 --region us-east-1
+"""
+
+RECORD_COLUMNS = (
+    "role",
+    "instance",
+    "gpu",
+    "batch",
+    "offload",
+    "TPS",
+    "prefill s",
+    "decode s",
+    "task h",
+    "billed h",
+    "$/h",
+    "total $",
+)
+
+
+def _row(role: str, r: Any) -> list[str]:
+    gpus = f"{r.gpu}" if r.gpu_count == 1 else f"{r.gpu} x{r.gpu_count:g}"
+    return [
+        role,
+        r.instance_type,
+        gpus,
+        str(r.batch_size),
+        f"{r.offload_ratio:.2f}",
+        render.num(r.tps),
+        f"{r.prefill_s:.3g}",
+        f"{r.decode_s:.3g}",
+        f"{r.task_hours:.2f}",
+        f"{r.billed_hours:.4g}",
+        f"{r.price_per_hour:.4g}",
+        render.money(r.total_cost_usd),
+    ]
+
+
+def _print_solve_table(result: Any) -> None:
+    s = result.scenario
+    cap = "no cap" if s.max_price is None else f"<= ${s.max_price:g}/h"
+    head = (
+        f"{s.model}: {s.requests} requests of {s.input_len} in + {s.output_len} out tokens,"
+        f" SLO {s.slo_tps:g} TPS, {cap}, {s.region} ({s.catalog}, {s.pricing}, {s.billing})"
+    )
+    render.echo(head)
+    rows = []
+    if result.recommendation is not None:
+        rows.append(_row("recommended", result.recommendation))
+        rows.extend(_row(f"alt {n}", a) for n, a in enumerate(result.alternatives, 1))
+    base = result.baseline.max_performance
+    if base is not None:
+        rows.append(_row("max-perf", base))
+    render.print_table(RECORD_COLUMNS, rows, highlight_first=result.recommendation is not None)
+    if result.status != "ok":
+        render.echo(f"Nothing feasible: {result.message}")
+        return
+    rec = result.recommendation
+    line = (
+        f"Recommended: {rec.instance_type} ({rec.gpu} x{rec.gpu_count:g}), batch {rec.batch_size},"
+        f" KV offload {rec.offload_ratio:.0%}: {rec.tps:,.0f} TPS predicted,"
+        f" {rec.billed_hours:g} billed h, total {render.money(rec.total_cost_usd)}"
+        f" ({rec.calibration})."
+    )
+    render.echo(line)
+    if base is not None and result.baseline.savings_pct is not None:
+        render.echo(
+            f"Max-Performance baseline {base.instance_type} ({base.tps:,.0f} TPS) costs"
+            f" {render.money(base.total_cost_usd)}: {result.baseline.savings_pct:.1f}% saved."
+        )
+    if result.solver is not None and result.solver.note:
+        render.echo(f"Note: {result.solver.note}")
+
+
+def _emit_result(result: Any, fmt: Format) -> None:
+    if fmt is Format.json:
+        render.echo(result.model_dump_json(indent=2))
+    elif fmt is Format.csv:
+        rows = []
+        if result.recommendation is not None:
+            rows.append({"role": "recommendation", **result.recommendation.model_dump()})
+            rows.extend({"role": "alternative", **a.model_dump()} for a in result.alternatives)
+        if result.baseline.max_performance is not None:
+            rows.append({"role": "max_performance", **result.baseline.max_performance.model_dump()})
+        render.echo(render.csv_text(rows) if rows else "role\n")
+    else:
+        _print_solve_table(result)
+
+
+@app.command(help=SOLVE_EXAMPLE)
+def solve(
+    model: ModelOpt,
+    input_len: InputLenOpt,
+    output_len: OutputLenOpt,
+    slo_tps: SloOpt,
+    requests: RequestsOpt = 1000,
+    max_price: MaxPriceOpt = None,
+    region: RegionOpt = "us-east-1",
+    catalog: CatalogOpt = "aws",
+    batch_sizes: BatchSizesOpt = None,
+    batch_size: BatchSizeOpt = None,
+    offload_step: OffloadStepOpt = 0.1,
+    billing: BillingOpt = "hourly",
+    pricing: PricingOpt = "on-demand",
+    dtype: DtypeOpt = "fp16",
+    formulas: FormulasOpt = "physics",
+    perf_model: PerfModelOpt = None,
+    calibration: CalibrationOpt = "default",
+    include_non_nvidia: NonNvidiaOpt = False,
+    top: Annotated[int, typer.Option("--top", help="Alternatives to show.")] = 5,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    with user_errors():
+        from infersave.solver.solve import solve as run_solve
+
+        scenario = build_scenario(
+            model=model,
+            input_len=input_len,
+            output_len=output_len,
+            requests=requests,
+            slo_tps=slo_tps,
+            max_price=max_price,
+            region=region,
+            catalog=catalog,
+            batch_sizes=batch_sizes,
+            batch_size=batch_size,
+            offload_step=offload_step,
+            billing=billing,
+            pricing=pricing,
+            dtype=dtype,
+            formulas=formulas,
+            perf_model=perf_model,
+            calibration=calibration,
+            include_non_nvidia=include_non_nvidia,
+            top=top,
+        )
+        result = run_solve(scenario)
+    _emit_result(result, fmt)
+    if result.status != "ok":
+        if fmt is not Format.table:
+            sys.stderr.write(f"infersave: nothing feasible: {result.message}\n")
+        raise typer.Exit(EXIT_INFEASIBLE)
+
+
+PREDICT_HELP = """Predict memory, times, TPS and cost of one configuration.
+
+Example:
+
+  infersave predict --model llama-3.1-8b --instance g6.xlarge --batch-size 16
+  --input-len 512 --output-len 256
+
+  infersave predict --model opt-2.7b --gpu H100 --batch-size 32 --input-len 512 --output-len 128
+"""
+
+
+@app.command(help=PREDICT_HELP)
+def predict(
+    model: ModelOpt,
+    input_len: InputLenOpt,
+    output_len: OutputLenOpt,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Batch size.")],
+    instance: Annotated[
+        str | None, typer.Option("--instance", help="Instance type, e.g. g5.xlarge.")
+    ] = None,
+    gpu: Annotated[str | None, typer.Option("--gpu", help="One GPU of this type.")] = None,
+    offload_ratio: Annotated[
+        float | None,
+        typer.Option("--offload-ratio", help="KV share kept in host memory; default: minimal."),
+    ] = None,
+    requests: RequestsOpt = 1000,
+    slo_tps: Annotated[
+        float | None, typer.Option("--slo-tps", help="SLO for TPS_effective; default none.")
+    ] = None,
+    region: RegionOpt = "us-east-1",
+    catalog: CatalogOpt = "aws",
+    offload_step: OffloadStepOpt = 0.1,
+    billing: BillingOpt = "hourly",
+    pricing: PricingOpt = "on-demand",
+    dtype: DtypeOpt = "fp16",
+    formulas: FormulasOpt = "physics",
+    perf_model: PerfModelOpt = None,
+    calibration: CalibrationOpt = "default",
+    fmt: FormatOpt = Format.table,
+) -> None:
+    with user_errors():
+        from infersave.solver.predict import predict as run_predict
+
+        if (instance is None) == (gpu is None):
+            fail("give exactly one of --instance or --gpu")
+        scenario = build_scenario(
+            model=model,
+            input_len=input_len,
+            output_len=output_len,
+            requests=requests,
+            slo_tps=slo_tps if slo_tps is not None else 1e12,
+            region=region,
+            catalog=catalog,
+            batch_size=batch_size,
+            offload_step=offload_step,
+            billing=billing,
+            pricing=pricing,
+            dtype=dtype,
+            formulas=formulas,
+            perf_model=perf_model,
+            calibration=calibration,
+            include_non_nvidia=True,
+        )
+        out = run_predict(scenario, instance=instance, gpu=gpu, offload_ratio=offload_ratio)
+    rec, problems = out.record, out.problems
+    if fmt is Format.json:
+        render.echo(rec.model_dump_json(indent=2))
+    elif fmt is Format.csv:
+        render.echo(render.csv_text([rec.model_dump()]))
+    else:
+        render.print_table(RECORD_COLUMNS, [_row("predicted", rec)])
+        m = rec.memory
+        gb = 1e9
+        render.echo(
+            f"Memory per replica: weights {m.weights_bytes / gb:.2f} GB, KV cache"
+            f" {m.kv_cache_bytes / gb:.2f} GB, activations {m.activation_bytes / gb:.3f} GB;"
+            f" usable GPU {m.gpu_memory_bytes / gb:.2f} GB, host for KV"
+            f" {m.host_memory_bytes / gb:.2f} GB. One batch end to end: {rec.e2e_s:.3g} s"
+            f" ({rec.calibration})."
+        )
+        for p in problems:
+            render.echo(f"Warning: {p}")
+    if problems:
+        sys.stderr.write(f"infersave: does not fit: {'; '.join(problems)}\n")
+        raise typer.Exit(EXIT_INFEASIBLE)
+
+
+@app.command(help="List catalog instances. Example: infersave instances --gpu L4 --max-price 2")
+def instances(
+    region: Annotated[str | None, typer.Option("--region", help="Only this region.")] = None,
+    gpu: Annotated[str | None, typer.Option("--gpu", help="Only this GPU (e.g. L4).")] = None,
+    max_price: MaxPriceOpt = None,
+    catalog: CatalogOpt = "aws",
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Include excluded instances (and why).")
+    ] = False,
+    regions: Annotated[bool, typer.Option("--regions", help="List the regions only.")] = False,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    with user_errors():
+        from infersave.catalog import load
+
+        if catalog not in load.PRICE_SETS:
+            fail(f"unknown catalog {catalog!r}; use one of: {', '.join(load.PRICE_SETS)}")
+        if regions:
+            names = list(load.regions(catalog))
+            if fmt is Format.json:
+                render.echo(render.json_text(names))
+            else:
+                render.echo("\n".join(names))
+            return
+        gpu_key = load.find_gpu(gpu, catalog).name if gpu else None
+        if region is not None and region not in load.regions(catalog):
+            fail(f"unknown region {region!r}; list them with: infersave instances --regions")
+        rows = [
+            i
+            for i in load.instances(catalog)
+            if (region is None or i.region == region)
+            and (gpu_key is None or i.gpu == gpu_key)
+            and (max_price is None or (i.on_demand_per_hour or 0) <= max_price)
+            and (show_all or i.excluded is None)
+        ]
+        rows.sort(key=lambda i: (i.region, i.on_demand_per_hour or 0, i.instance_type))
+    if fmt is Format.json:
+        render.echo(render.json_text([i.model_dump() for i in rows]))
+    elif fmt is Format.csv:
+        render.echo(render.csv_text([i.model_dump() for i in rows]))
+    else:
+        cols = ["instance", "region", "gpu", "count", "GiB/GPU", "vCPU", "host GiB", "$/h", "spot"]
+        if show_all:
+            cols.append("excluded")
+        table_rows = []
+        for i in rows:
+            row = [
+                i.instance_type,
+                i.region,
+                i.gpu or i.accelerator,
+                f"{i.gpu_count:g}",
+                f"{i.gpu_memory_gib:g}" if i.gpu_memory_gib else "-",
+                str(i.vcpus),
+                f"{i.host_memory_gib:g}",
+                f"{i.on_demand_per_hour:.4g}" if i.on_demand_per_hour else "-",
+                f"{i.spot_per_hour:.4g}" if i.spot_per_hour else "-",
+            ]
+            if show_all:
+                row.append(i.excluded or "")
+            table_rows.append(row)
+        render.print_table(cols, table_rows, title=f"{len(rows)} instances")
+
+
+@app.command(help="List catalog models. Example: infersave models --format json")
+def models(fmt: FormatOpt = Format.table) -> None:
+    with user_errors():
+        from infersave.catalog import load
+
+        rows = list(load.models().values())
+    if fmt is Format.json:
+        render.echo(render.json_text([m.model_dump() for m in rows]))
+    elif fmt is Format.csv:
+        render.echo(render.csv_text([m.model_dump() for m in rows]))
+    else:
+        cols = ["name", "hf id", "params (B)", "layers", "hidden", "heads", "kv heads", "head dim"]
+        render.print_table(
+            cols,
+            [
+                [
+                    m.name,
+                    m.hf_id,
+                    f"{m.num_parameters / 1e9:.2f}",
+                    m.num_hidden_layers,
+                    m.hidden_size,
+                    m.num_attention_heads,
+                    m.num_key_value_heads,
+                    m.head_dim,
+                ]
+                for m in rows
+            ],
+        )
+
+
+def _register_commands() -> None:
+    """Commands that live in their own modules register themselves here."""
+    import importlib
+
+    for name in ("compare", "batch", "calibrate"):
+        try:
+            module = importlib.import_module(f"infersave.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"infersave.cli.{name}":
+                raise
+            continue
+        module.register(app)
+
+
+_register_commands()
+
+
+def _is(exc: BaseException, name: str) -> bool:
+    """Whether ``exc`` is a click/typer exception class ``name`` (typer vendors click)."""
+    return any(cls.__name__ == name for cls in type(exc).__mro__)
+
+
+def run() -> None:
+    """Console entry point: run the app; usage errors become one line and exit code 2."""
+    try:
+        code = app(standalone_mode=False)
+    except Exception as exc:
+        if _is(exc, "NoArgsIsHelpError"):
+            render.echo(exc.format_message())  # type: ignore[attr-defined]
+            sys.exit(0)
+        if _is(exc, "UsageError"):
+            ctx = getattr(exc, "ctx", None)
+            where = f"infersave {ctx.info_name}" if ctx and ctx.info_name != "infersave" else ""
+            hint = f" (see: {where or 'infersave'} --help)"
+            sys.stderr.write(f"infersave: error: {exc.format_message()}{hint}\n")  # type: ignore[attr-defined]
+            sys.exit(EXIT_BAD_INPUT)
+        if _is(exc, "Abort"):
+            sys.stderr.write("infersave: interrupted\n")
+            sys.exit(130)
+        if _is(exc, "Exit"):
+            sys.exit(getattr(exc, "exit_code", 0))
+        raise
+    except KeyboardInterrupt:
+        sys.stderr.write("infersave: interrupted\n")
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,452 @@
+"""CTCF calibration (paper Sec. IV-F, Eq. 7) from measured times, and its validation.
+
+The Compute Time Calibration Function ``CTCF(T) = alpha * T + beta`` maps the time model's
+uncalibrated per-layer compute time ``T`` (seconds, :func:`infersave.formulations.time.layer_times`)
+to the measured one. It is fitted by least squares per (GPU, phase) on measurements:
+
+    minimise  sum_i ((alpha * x_i + beta - y_i) / y_i)^2    (``weighting="relative"``, default)
+    minimise  sum_i  (alpha * x_i + beta - y_i)^2           (``weighting="absolute"``, the paper)
+
+with ``x_i`` the predicted and ``y_i`` the measured per-layer time (seconds). Both are solved with
+:func:`numpy.linalg.lstsq`. Relative weighting is the default because the figure we report (and
+the one that matters for a recommendation) is the mean absolute percentage error: plain least
+squares lets the few longest measurements dominate and leaves small batches off by 20-40%.
+
+Measurement format (CSV, one row per measured time; see :class:`Measurement`):
+``gpu, model, phase, batch_size, input_len, output_len, time_s, layers, source`` and optional
+``tensor_parallel`` (default 1).
+
+* ``phase="prefill"``: the whole prefill of ``batch_size`` prompts of ``input_len`` tokens.
+* ``phase="decode"``: ONE decode step of ``batch_size`` requests at context ``input_len``
+  (``output_len`` is ignored).
+* ``phase="e2e"``: prefill plus ``output_len - 1`` decode steps (Eq. 4), validation only.
+* ``layers``: decoder layers the time covers (empty = the whole model).
+* ``tensor_parallel`` > 1: the layer is split over that many GPUs; the time model has no TP, so
+  these rows are predicted as an ideal split (N x FLOPS and N x memory bandwidth) and never
+  used for fitting.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt
+
+from infersave.catalog.schemas import GPU, LLM
+from infersave.formulations import time
+from infersave.formulations.options import ModelOptions
+
+Phase = Literal["prefill", "decode", "e2e"]
+FIT_PHASES: tuple[str, ...] = ("prefill", "decode")
+Weighting = Literal["relative", "absolute"]
+
+MEASUREMENT_COLUMNS: tuple[str, ...] = (
+    "gpu",
+    "model",
+    "phase",
+    "batch_size",
+    "input_len",
+    "output_len",
+    "time_s",
+    "layers",
+    "source",
+    "tensor_parallel",
+)
+
+
+class Measurement(BaseModel):
+    """One measured time (a row of the measurement CSV). Times in seconds, lengths in tokens."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    gpu: str = Field(min_length=1)
+    model: str = Field(min_length=1)
+    phase: Phase
+    batch_size: PositiveInt
+    input_len: PositiveInt
+    output_len: NonNegativeInt = 0
+    time_s: PositiveFloat
+    layers: PositiveInt | None
+    source: str = ""
+    tensor_parallel: PositiveInt = 1
+
+
+@dataclass(frozen=True)
+class CtcfFit:
+    """Result of fitting Eq. 7 to ``points`` (predicted, measured) pairs.
+
+    ``alpha`` is dimensionless, ``beta`` seconds (per layer when the inputs are per layer).
+    ``mape_before``/``mape_after``: mean absolute percentage error (%) of the uncalibrated and
+    calibrated predictions on the fitted points; ``worst_after`` the largest absolute one (%).
+    ``warning`` is set when alpha is negative (the calibrated time then falls as the model's
+    time rises: the fit extrapolates badly, as in the paper's own Table III).
+    """
+
+    alpha: float
+    beta: float
+    points: int
+    mape_before: float
+    mape_after: float
+    worst_after: float
+    warning: str | None = None
+
+
+def fit_ctcf(
+    predicted_s: Sequence[float] | np.ndarray,
+    measured_s: Sequence[float] | np.ndarray,
+    weighting: Weighting = "relative",
+) -> CtcfFit:
+    """Least-squares fit of CTCF (Eq. 7), ``measured ~ alpha * predicted + beta``.
+
+    Args:
+        predicted_s: uncalibrated model times, seconds (> 0).
+        measured_s: measured times, seconds (> 0), same length.
+        weighting: ``"relative"`` minimises squared relative residuals; ``"absolute"`` plain
+            squared residuals (the paper's least squares).
+
+    Raises:
+        ValueError: fewer than 3 points, non-finite or non-positive values, mismatched
+            lengths, or points that do not determine a line (all predicted values equal).
+    """
+    x = np.asarray(predicted_s, dtype=np.float64).ravel()
+    y = np.asarray(measured_s, dtype=np.float64).ravel()
+    if x.shape != y.shape:
+        raise ValueError(f"CTCF fit: {x.size} predicted but {y.size} measured values")
+    if x.size < 3:
+        raise ValueError(f"CTCF fit needs at least 3 points, got {x.size}")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise ValueError("CTCF fit: predicted and measured times must be finite")
+    if np.any(x <= 0) or np.any(y <= 0):
+        raise ValueError("CTCF fit: predicted and measured times must be positive")
+    spread = float(np.ptp(x))
+    if spread <= 1e-9 * float(np.max(np.abs(x))):
+        raise ValueError(
+            "CTCF fit: all points have the same predicted time, so they do not determine"
+            " alpha and beta; measure more than one batch size or length"
+        )
+    w = 1.0 / y if weighting == "relative" else np.ones_like(y)
+    design = np.column_stack([x * w, w])
+    # Scale columns so the rank test is not fooled by seconds vs. dimensionless units.
+    scale = np.linalg.norm(design, axis=0)
+    coef, _, rank, _ = np.linalg.lstsq(design / scale, y * w, rcond=None)
+    if rank < 2:
+        raise ValueError("CTCF fit: points do not determine a line (rank-deficient system)")
+    alpha, beta = (coef / scale).tolist()
+    after = alpha * x + beta
+    before_err = np.abs(x - y) / y * 100.0
+    after_err = np.abs(after - y) / y * 100.0
+    warning = None
+    if alpha < 0:
+        warning = (
+            f"negative alpha ({alpha:.4g}): calibrated time falls as the modelled time grows;"
+            " do not extrapolate beyond the measured range"
+        )
+    return CtcfFit(
+        alpha=float(alpha),
+        beta=float(beta),
+        points=int(x.size),
+        mape_before=float(before_err.mean()),
+        mape_after=float(after_err.mean()),
+        worst_after=float(after_err.max()),
+        warning=warning,
+    )
+
+
+def read_measurements(path: str | Path) -> tuple[Measurement, ...]:
+    """Read a measurement CSV (see the module docstring).
+
+    Raises:
+        ValueError (:class:`infersave.catalog.load.CatalogError`): unreadable file, unknown or
+            missing column, or a bad value, naming the file, row and field.
+    """
+    from infersave.catalog.load import CatalogError, read_records
+
+    rows = read_records(path, Measurement)
+    if not rows:
+        raise CatalogError(f"{Path(path).name}: no measurements")
+    return rows
+
+
+def write_measurements(rows: Iterable[Measurement], path: str | Path) -> None:
+    """Write measurements as CSV with the columns of :data:`MEASUREMENT_COLUMNS` (``\\n`` line
+    ends, times with 17 significant digits so a round trip is exact)."""
+    import csv
+
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        out = csv.writer(fh, lineterminator="\n")
+        out.writerow(MEASUREMENT_COLUMNS)
+        for m in rows:
+            out.writerow(
+                [
+                    m.gpu,
+                    m.model,
+                    m.phase,
+                    m.batch_size,
+                    m.input_len,
+                    m.output_len,
+                    repr(m.time_s),
+                    "" if m.layers is None else m.layers,
+                    m.source,
+                    m.tensor_parallel,
+                ]
+            )
+
+
+# ------------------------------------------------------------------ prediction
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Measurements with their GPU and model resolved, as arrays of shape ``(R,)``.
+
+    ``x_layer_s``: uncalibrated per-layer compute time of the row's phase (seconds; for ``e2e``
+    rows the decode-step time); ``y_layer_s``: measured time per layer (``time_s / layers``);
+    ``layers``: layers the measured time covers.
+    """
+
+    rows: tuple[Measurement, ...]
+    gpus: tuple[GPU, ...]
+    models: tuple[LLM, ...]
+    layers: np.ndarray
+    x_layer_s: np.ndarray
+    y_layer_s: np.ndarray
+
+
+def _layer_times(m: Measurement, gpu: GPU, llm: LLM, options: ModelOptions) -> time.LayerTimes:
+    tp = m.tensor_parallel
+    decode = m.phase == "decode"
+    return time.layer_times(
+        llm,
+        np.asarray(float(m.batch_size)),
+        m.input_len,
+        0 if decode else m.output_len,
+        np.asarray(0.0),
+        np.asarray(gpu.fp16_dense_tflops * 1e12 * tp),
+        np.asarray(gpu.memory_bandwidth_gbs * 1e9 * tp),
+        np.asarray((gpu.pcie_bandwidth_gbs or 16.0) * 1e9),
+        options,
+    )
+
+
+def resolve(
+    rows: Sequence[Measurement],
+    find_gpu: Callable[[str], GPU],
+    find_model: Callable[[str], LLM],
+    options: ModelOptions,
+) -> Resolved:
+    """Look up every row's GPU and model and compute its uncalibrated per-layer time.
+
+    Raises:
+        ValueError: from ``find_gpu``/``find_model`` for an unknown name (prefixed with the row).
+    """
+    gpus: list[GPU] = []
+    llms: list[LLM] = []
+    layers = np.empty(len(rows))
+    x = np.empty(len(rows))
+    for i, m in enumerate(rows):
+        try:
+            gpu = find_gpu(m.gpu)
+            llm = find_model(m.model)
+        except ValueError as exc:
+            raise type(exc)(f"measurement row {i + 1}: {exc}") from exc
+        if m.layers is not None and m.layers > llm.num_hidden_layers:
+            raise ValueError(
+                f"measurement row {i + 1}: layers={m.layers} but {llm.name} has only"
+                f" {llm.num_hidden_layers}"
+            )
+        gpus.append(gpu)
+        llms.append(llm)
+        layers[i] = m.layers or llm.num_hidden_layers
+        lt = _layer_times(m, gpu, llm, options)
+        x[i] = float(lt.prefill_compute if m.phase == "prefill" else lt.decode_compute)
+    y = np.array([m.time_s for m in rows]) / layers
+    return Resolved(tuple(rows), tuple(gpus), tuple(llms), layers, x, y)
+
+
+Coefficients = Mapping[tuple[str, str], tuple[float, float]]
+"""(GPU name, phase) -> (alpha, beta seconds per layer); the ``Calibration`` of candidates.py."""
+
+
+def predict(res: Resolved, options: ModelOptions, coef: Coefficients | None) -> np.ndarray:
+    """Predicted ``time_s`` of every row (seconds), with CTCF ``coef`` where it has an entry
+    for the row's (GPU, phase) and uncalibrated elsewhere.
+
+    prefill/decode rows: ``layers x CTCF(T_layer)``; e2e rows: Eq. 4 over the covered layers.
+    """
+    out = np.empty(len(res.rows))
+    coef = coef or {}
+    for i, m in enumerate(res.rows):
+        gname = res.gpus[i].name
+        if m.phase == "e2e":
+            ap, bp = coef.get((gname, "prefill"), (1.0, 0.0))
+            ad, bd = coef.get((gname, "decode"), (1.0, 0.0))
+            lt = _layer_times(m, res.gpus[i], res.models[i], options)
+            pt = time.phase_times(res.models[i], lt, m.output_len, ap, bp, ad, bd)
+            full = res.models[i].num_hidden_layers
+            out[i] = float(pt.e2e_s) * res.layers[i] / full
+        else:
+            a, b = coef.get((gname, m.phase), (1.0, 0.0))
+            out[i] = res.layers[i] * float(time.ctcf(res.x_layer_s[i], a, b))
+    return out
+
+
+# ------------------------------------------------------------------ fitting and validation
+
+
+def fit_mask(res: Resolved) -> np.ndarray:
+    """Rows usable for fitting: single-GPU prefill or decode rows."""
+    return np.array(
+        [m.phase in FIT_PHASES and m.tensor_parallel == 1 for m in res.rows], dtype=bool
+    )
+
+
+def fit_groups(
+    res: Resolved, mask: np.ndarray | None = None, weighting: Weighting = "relative"
+) -> dict[tuple[str, str], CtcfFit]:
+    """Fit Eq. 7 per (GPU, phase) on the fit-eligible rows (``mask`` narrows them further).
+
+    Groups with too few or degenerate points are skipped with a :class:`UserWarning` (the GPU
+    then stays uncalibrated for that phase).
+    """
+    ok = fit_mask(res) if mask is None else (fit_mask(res) & mask)
+    keys = sorted({(res.gpus[i].name, res.rows[i].phase) for i in np.flatnonzero(ok)})
+    fits: dict[tuple[str, str], CtcfFit] = {}
+    for gname, phase in keys:
+        sel = ok & np.array(
+            [g.name == gname and m.phase == phase for g, m in zip(res.gpus, res.rows, strict=True)]
+        )
+        try:
+            fits[(gname, phase)] = fit_ctcf(res.x_layer_s[sel], res.y_layer_s[sel], weighting)
+        except ValueError as exc:
+            warnings.warn(f"{gname} {phase}: not calibrated: {exc}", stacklevel=2)
+    return fits
+
+
+def coefficients(fits: Mapping[tuple[str, str], CtcfFit]) -> dict[tuple[str, str], tuple]:
+    """(alpha, beta) per (GPU, phase) of ``fits``."""
+    return {k: (f.alpha, f.beta) for k, f in fits.items()}
+
+
+@dataclass(frozen=True)
+class ErrorRow:
+    """Error of predictions on one group of rows: MAPE and worst absolute error (%).
+
+    ``before``: uncalibrated; ``after``: with the calibration under test; ``nan`` when the
+    group has no rows or no prediction.
+    """
+
+    gpu: str
+    phase: str
+    points: int
+    mape_before: float
+    worst_before: float
+    mape_after: float
+    worst_after: float
+    note: str = ""
+
+
+def _pct(pred: np.ndarray, meas: np.ndarray) -> np.ndarray:
+    return np.abs(pred - meas) / meas * 100.0
+
+
+def group_keys(res: Resolved) -> list[tuple[str, str]]:
+    """Sorted (GPU label, phase) groups of ``res``; TP rows are labelled ``GPU xN (TP)``."""
+    return sorted({_label(res, i) for i in range(len(res.rows))})
+
+
+def _label(res: Resolved, i: int) -> tuple[str, str]:
+    m = res.rows[i]
+    g = res.gpus[i].name
+    if m.tensor_parallel > 1:
+        g = f"{g} x{m.tensor_parallel} (TP)"
+    return g, m.phase
+
+
+def error_table(
+    res: Resolved, before: np.ndarray, after: np.ndarray, mask: np.ndarray | None = None
+) -> list[ErrorRow]:
+    """MAPE and worst error per (GPU, phase) of two prediction vectors (``nan`` = none)."""
+    labels = [_label(res, i) for i in range(len(res.rows))]
+    meas = np.array([m.time_s for m in res.rows])
+    keep = np.ones(len(res.rows), dtype=bool) if mask is None else mask
+    out = []
+    for key in sorted(set(labels)):
+        sel = keep & np.array([lab == key for lab in labels])
+        sel_a = sel & np.isfinite(after)
+        if not sel.any():
+            continue
+        eb = _pct(before[sel], meas[sel])
+        ea = _pct(after[sel_a], meas[sel_a]) if sel_a.any() else np.array([math.nan])
+        out.append(
+            ErrorRow(
+                key[0],
+                key[1],
+                int(sel.sum()),
+                float(eb.mean()),
+                float(eb.max()),
+                float(ea.mean()),
+                float(ea.max()),
+            )
+        )
+    return out
+
+
+def leave_one_model_out(
+    res: Resolved, options: ModelOptions, weighting: Weighting = "relative"
+) -> np.ndarray:
+    """Held-out predictions (seconds, ``nan`` where impossible): each single-GPU prefill/decode
+    row is predicted with the CTCF of its (GPU, phase) fitted on the OTHER models' rows only."""
+    out = np.full(len(res.rows), math.nan)
+    names = np.array([m.name for m in res.models])
+    elig = fit_mask(res)
+    for name in sorted(set(names)):
+        held = names == name
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fits = fit_groups(res, ~held, weighting)
+        pred = predict(res, options, coefficients(fits))
+        for i in np.flatnonzero(held & elig):
+            if (res.gpus[i].name, res.rows[i].phase) in fits:
+                out[i] = pred[i]
+    return out
+
+
+def leave_one_gpu_out(
+    res: Resolved, options: ModelOptions, weighting: Weighting = "relative"
+) -> np.ndarray:
+    """Held-out predictions (seconds, ``nan`` where impossible): each single-GPU prefill/decode
+    row of GPU g is predicted with ONE GPU-agnostic CTCF per phase, fitted on the pooled rows
+    of all other GPUs. This is how an unmeasured GPU (e.g. H100) would be predicted if the
+    pooled fit were shipped; the uncalibrated model alone is the ``before`` column."""
+    out = np.full(len(res.rows), math.nan)
+    gnames = np.array([g.name for g in res.gpus])
+    elig = fit_mask(res)
+    phases = np.array([m.phase for m in res.rows])
+    for g in sorted(set(gnames[elig])):
+        held = gnames == g
+        for phase in FIT_PHASES:
+            train = elig & ~held & (phases == phase)
+            test = elig & held & (phases == phase)
+            if not test.any() or train.sum() < 3:
+                continue
+            f = fit_ctcf(res.x_layer_s[train], res.y_layer_s[train], weighting)
+            out[test] = res.layers[test] * time.ctcf(res.x_layer_s[test], f.alpha, f.beta)
+    return out
+
+
+def pooled_fit(res: Resolved, weighting: Weighting = "relative") -> dict[str, CtcfFit]:
+    """One GPU-agnostic CTCF per phase over all single-GPU rows (for unmeasured GPUs)."""
+    elig = fit_mask(res)
+    phases = np.array([m.phase for m in res.rows])
+    out = {}
+    for phase in FIT_PHASES:
+        sel = elig & (phases == phase)
+        if sel.sum() >= 3:
+            out[phase] = fit_ctcf(res.x_layer_s[sel], res.y_layer_s[sel], weighting)
+    return out

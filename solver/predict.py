@@ -1,0 +1,100 @@
+"""Predict one configuration: a given model, instance (or bare GPU), batch size and offload."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from infersave.catalog import load as catalog
+from infersave.catalog.schemas import Instance
+from infersave.formulations.candidates import build_table, instance_arrays
+from infersave.formulations.options import offload_levels
+from infersave.solver.prepare import _calibration, resolve_model, workload_of
+from infersave.solver.records import Record, make_record
+from infersave.solver.scenario import InputError, Scenario
+
+BARE_GPU_HOST_GIB = 64.0
+"""Host memory assumed for ``--gpu`` predictions (no instance, so no catalog figure)."""
+
+PROBLEMS = {
+    "weights_fit": "the weights do not fit in the GPU's usable memory",
+    "memory_feasibility": "weights + activations + resident KV cache exceed usable GPU memory",
+    "per_layer_kv": "one layer's KV cache does not fit beside the resident data",
+    "host_memory": "the offloaded KV cache does not fit in the replica's host memory",
+}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The predicted record and the memory constraints it violates (empty when it fits)."""
+
+    record: Record
+    problems: list[str]
+
+
+def _target(s: Scenario, instance: str | None, gpu: str | None) -> Instance:
+    try:
+        if instance is not None:
+            inst = catalog.find_instance(instance, s.region, s.catalog)
+            if inst.gpu is None or inst.excluded:
+                raise InputError(
+                    f"{inst.instance_type} cannot be predicted: {inst.excluded or 'no GPU spec'}"
+                )
+            return inst
+        assert gpu is not None
+        spec = catalog.find_gpu(gpu, s.catalog)
+    except catalog.CatalogError as exc:
+        raise InputError(str(exc)) from exc
+    return Instance(
+        instance_type=f"1x {spec.name}",
+        provider="none",
+        region="-",
+        accelerator=spec.name,
+        gpu=spec.name,
+        gpu_count=1,
+        gpu_memory_gib=spec.memory_gib,
+        vcpus=1,
+        host_memory_gib=BARE_GPU_HOST_GIB,
+        on_demand_per_hour=None,
+        source=spec.source,
+    )
+
+
+def predict(
+    s: Scenario,
+    instance: str | None = None,
+    gpu: str | None = None,
+    offload_ratio: float | None = None,
+) -> Prediction:
+    """Memory, times, TPS and cost of ``s.model`` at batch ``s.batch_size`` on ``instance`` (in
+    ``s.region``) or on one ``gpu``. Without ``offload_ratio`` the smallest offload level of the
+    grid that fits in memory is used (Algorithm 1), or 0 when none fits.
+
+    Raises:
+        InputError: unknown model, instance or GPU, or an offload ratio outside [0, 1].
+    """
+    if s.batch_size is None:
+        raise InputError("--batch-size is required for predict")
+    if offload_ratio is not None and not 0 <= offload_ratio <= 1:
+        raise InputError(f"--offload-ratio must be between 0 and 1, got {offload_ratio}")
+    model = resolve_model(s.model)
+    target = _target(s, instance, gpu)
+    options = s.options()
+    cal_name, cal = _calibration(s.calibration)
+    gpus = catalog.gpus(s.catalog)
+    if gpus[target.gpu].pcie_bandwidth_gbs is None:
+        raise InputError(f"{target.gpu} has no PCIe bandwidth in the catalog; cannot predict")
+    arrays = instance_arrays([target], gpus, options, cal, allow_missing_price=True)
+    if offload_ratio is not None:
+        levels = np.array([float(offload_ratio)])
+    else:
+        try:
+            levels = offload_levels(s.offload_step)
+        except ValueError as exc:
+            raise InputError(f"--offload-step: {exc}") from exc
+    table = build_table(model, workload_of(s), arrays, [s.batch_size], levels, options)
+    fits = np.flatnonzero(table.memory_ok)
+    k = int(fits[0]) if fits.size else 0
+    problems = [text for name, text in PROBLEMS.items() if not table.ok[name][k]]
+    return Prediction(make_record(table, k, cal_name), problems)
