@@ -153,3 +153,13 @@ NonNvidiaOpt = Annotated[
     bool, typer.Option("--include-non-nvidia", help="Also consider non-NVIDIA accelerators.")
 ]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+BackendOpt = Annotated[
+    str | None,
+    typer.Option("--backend", help="Search: milp (PuLP), cp (CP-SAT) or exhaustive (brute force)."),
+]
+SolverOpt = Annotated[
+    str | None, typer.Option("--solver", help="MILP solver: cbc (default) or highs.")
+]
+TimeLimitOpt = Annotated[
+    float | None, typer.Option("--time-limit", help="Solver time limit, seconds.")
+]

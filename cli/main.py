@@ -15,6 +15,7 @@ from infersave.cli import render
 from infersave.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_INFEASIBLE,
+    BackendOpt,
     BatchSizeOpt,
     BatchSizesOpt,
     BillingOpt,
@@ -35,6 +36,8 @@ from infersave.cli.common import (
     RegionOpt,
     RequestsOpt,
     SloOpt,
+    SolverOpt,
+    TimeLimitOpt,
     build_scenario,
     fail,
     user_errors,
@@ -162,6 +165,9 @@ def solve(
     perf_model: PerfModelOpt = None,
     calibration: CalibrationOpt = "default",
     include_non_nvidia: NonNvidiaOpt = False,
+    backend: BackendOpt = None,
+    solver: SolverOpt = None,
+    time_limit: TimeLimitOpt = None,
     top: Annotated[int, typer.Option("--top", help="Alternatives to show.")] = 5,
     fmt: FormatOpt = Format.table,
 ) -> None:
@@ -187,6 +193,9 @@ def solve(
             perf_model=perf_model,
             calibration=calibration,
             include_non_nvidia=include_non_nvidia,
+            backend=backend,
+            solver=solver,
+            time_limit=time_limit,
             top=top,
         )
         result = run_solve(scenario)
