@@ -73,6 +73,67 @@ def _moe_params_read(model: LLM, batch: np.ndarray) -> np.ndarray:
     return shared + touched * per_expert
 
 
+ROOFLINE_COMPUTE_EFFICIENCY = 0.55
+"""Share of the datasheet dense FP16 tensor peak that LLM kernels reach (roofline model).
+
+Chosen on the shipped Helix measurements (T4, L4, V100, A100-40GB): the decode GEMMs reach
+44-65% of peak there, prefill 40-78%. It sets the uncalibrated model's scale AND the balance
+between compute-bound and memory-bound work inside one layer, which one CTCF alpha cannot
+fix; 0.55 gave the lowest leave-one-model-out decode error (0.5-0.7 tried, see README)."""
+ROOFLINE_MEMORY_EFFICIENCY = 1.0
+"""Share of the datasheet memory bandwidth that weight and KV streaming reach (roofline).
+Left at 1: lower values (0.8-0.95) raised the held-out error on the shipped data."""
+
+
+def _roofline(
+    model: LLM,
+    bs: np.ndarray,
+    lin: np.ndarray,
+    ctx: np.ndarray,
+    flops_pre: np.ndarray,
+    flops_dec: np.ndarray,
+    peak_flops: np.ndarray,
+    memory_bandwidth: np.ndarray,
+    options: ModelOptions,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-operator roofline of one layer: (prefill, decode) seconds.
+
+    A layer is two groups of kernels that run one after the other, each bounded by the larger
+    of its compute time and its memory time:
+
+    * linear (QKV/O projections, MLP): FLOPs = 2 x active params per layer x tokens;
+      bytes = the weights it reads (for MoE decode, the experts the batch touches);
+    * attention: FLOPs = 4 x tokens x context x width; bytes = the KV cache it writes (prefill)
+      or reads (decode: BS x (L_in + L_out/2) x KV bytes per token and layer).
+
+    T = max(F_lin / (eta_c P), B_lin / (eta_m BW)) + max(F_att / (eta_c P), B_att / (eta_m BW))
+    with eta_c = :data:`ROOFLINE_COMPUTE_EFFICIENCY`, eta_m = :data:`ROOFLINE_MEMORY_EFFICIENCY`.
+    Summing the two groups (instead of one max over the layer) is what makes a KV-heavy MHA
+    model and a GEMM-heavy GQA model calibrate with the same CTCF.
+    """
+    nbytes = options.bytes_per_param
+    layers = model.num_hidden_layers
+    peak = peak_flops * ROOFLINE_COMPUTE_EFFICIENCY
+    bw = memory_bandwidth * ROOFLINE_MEMORY_EFFICIENCY
+    width = float(model.num_attention_heads * model.head_dim)
+    if options.formulas == "paper":
+        width = float(model.hidden_size)
+    att_pre = 4 * bs * lin**2 * width
+    att_dec = 4 * bs * ctx * width
+    lin_pre = flops_pre - att_pre
+    lin_dec = flops_dec - att_dec
+    kv_layer_token = kv_bytes_per_token(model, nbytes, options.formulas) / layers
+    w_layer = weights_bytes(model, nbytes) / layers
+    read_dec = _moe_params_read(model, bs) * nbytes / layers
+    t_pre = np.maximum(lin_pre / peak, w_layer / bw) + np.maximum(
+        att_pre / peak, bs * lin * kv_layer_token / bw
+    )
+    t_dec = np.maximum(lin_dec / peak, read_dec / bw) + np.maximum(
+        att_dec / peak, bs * ctx * kv_layer_token / bw
+    )
+    return t_pre, t_dec
+
+
 def layer_times(
     model: LLM,
     batch: np.ndarray,
@@ -124,16 +185,13 @@ def layer_times(
         trans_pre = c * bs * lin * kv_layer_token / pcie_bandwidth
         trans_dec = c * bs * ctx * kv_layer_token / pcie_bandwidth
 
-    t_pre = flops_pre / peak_flops
-    t_dec = flops_dec / peak_flops
     if options.perf_model == "roofline":
-        kv_layer_token = kv_bytes_per_token(model, nbytes, options.formulas) / layers
-        w_layer = weights_bytes(model, nbytes) / layers
-        read_dec = _moe_params_read(model, bs) * nbytes / layers
-        bytes_pre = w_layer + bs * lin * kv_layer_token
-        bytes_dec = read_dec + bs * ctx * kv_layer_token
-        t_pre = np.maximum(t_pre, bytes_pre / memory_bandwidth)
-        t_dec = np.maximum(t_dec, bytes_dec / memory_bandwidth)
+        t_pre, t_dec = _roofline(
+            model, bs, lin, ctx, flops_pre, flops_dec, peak_flops, memory_bandwidth, options
+        )
+    else:
+        t_pre = flops_pre / peak_flops
+        t_dec = flops_dec / peak_flops
     zero = np.zeros(np.broadcast_shapes(np.shape(t_pre), np.shape(c)))
     return LayerTimes(t_pre + zero, t_dec + zero, trans_pre + zero, trans_dec + zero)
 

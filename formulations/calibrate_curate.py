@@ -1,0 +1,136 @@
+"""Curate the Helix per-layer measurements into the calibration measurement format.
+
+Run by hand (deterministic; the output is committed)::
+
+    python -m infersave.formulations.calibrate_curate /work/shared/data \
+        [-o catalog/data/measurements_helix.csv]
+
+Input: ``<shared>/measurements/helix_per_layer_times.csv`` (Thesys-lab/Helix-ASPLOS25,
+``simulator/model_manager/*/{prompt,decode}_bs2time.csv``): time of ONE decoder layer in ms,
+fp16, vLLM-based, for LLaMA-1-30B and Llama-2-70B layer shapes on T4, L4, V100-16GB and
+A100-40GB, and 2/4-GPU tensor-parallel T4/L4.
+
+Mapping (each assumption is also recorded in ``calibration.json``):
+
+* GPU names -> catalog keys (:data:`GPU_MAP`): V100-16GB -> V100-SXM2-16GB (Helix does not say
+  SXM2 or PCIe; SXM2 is what clouds rent), A100-40GB -> A100-SXM4-40GB; ``T4 x2 (TP2)`` -> T4
+  with ``tensor_parallel=2``.
+* Models: Llama-2-70B -> ``llama-2-70b`` (catalog); LLaMA-1-30B -> ``llama-30b``, shipped in
+  ``catalog/data/calibration_models.json`` because the recommendation catalog does not list it.
+* prefill rows give the time for ``n`` prompt tokens in the batch. The per-token time is flat in
+  ``n`` (no n^2 attention growth up to 15,000 tokens), so the batch is many short prompts, not
+  one long prompt: we map ``n`` to ``batch_size = n / 250`` prompts of ``input_len = 250``
+  (every ``n`` is a multiple of 250). Attention is < 2% of a layer's FLOPs at 250 tokens, so the
+  exact split matters little.
+* decode rows give one decode step per batch size; the context is not stated. We assume the
+  conversation-like context of :data:`DECODE_CONTEXT` = 750 tokens (shared/data README:
+  "roughly 750 in / 240 out").
+* ``layers = 1`` (one decoder layer); ``time_s = value / 1000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+import sys
+from pathlib import Path
+
+from infersave.formulations.calibration import Measurement, write_measurements
+
+SOURCE = "Thesys-lab/Helix-ASPLOS25 simulator/model_manager (vLLM-based, fp16, one decoder layer)"
+RAW_FILE = "measurements/helix_per_layer_times.csv"
+PREFILL_PROMPT_LEN = 250
+DECODE_CONTEXT = 750
+GPU_MAP: dict[str, str] = {
+    "T4": "T4",
+    "L4": "L4",
+    "V100-16GB": "V100-SXM2-16GB",
+    "A100-40GB": "A100-SXM4-40GB",
+}
+MODEL_MAP: dict[str, str] = {
+    "LLaMA-1-30B (single decoder layer)": "llama-30b",
+    "Llama-2-70B (single decoder layer)": "llama-2-70b",
+}
+ASSUMPTIONS: tuple[str, ...] = (
+    f"prefill: n prompt tokens -> batch_size = n/{PREFILL_PROMPT_LEN} prompts of"
+    f" {PREFILL_PROMPT_LEN} tokens (per-token time is flat in n, so no single long prompt)",
+    f"decode: context length not stated by Helix; assumed {DECODE_CONTEXT} tokens"
+    " (conversation-like, ~750 in / 240 out)",
+    "V100-16GB taken as V100-SXM2-16GB; A100-40GB as A100-SXM4-40GB",
+    "LLaMA-1-30B shape from catalog/data/calibration_models.json (llama-30b)",
+    "tensor-parallel rows (T4/L4 x2, T4 x4) kept with tensor_parallel=N, excluded from fitting;"
+    " validated as an ideal split (N x FLOPS, N x bandwidth)",
+    "prefill times are whole milliseconds in the source (rounding error up to 50% at 1 ms)",
+)
+
+_DEFAULT_OUT = (
+    Path(__file__).resolve().parent.parent / "catalog" / "data" / "measurements_helix.csv"
+)
+_TP = re.compile(r"^(?P<gpu>\S+) x(?P<n>\d+) \(TP(?P=n)\)$")
+
+
+def curate(raw_csv: Path) -> list[Measurement]:
+    """Map every row of the raw Helix CSV to a :class:`Measurement` (sorted, deterministic).
+
+    Raises:
+        ValueError: an unknown GPU, model, phase, unit or precision in the raw file.
+    """
+    out: list[Measurement] = []
+    with open(raw_csv, encoding="utf-8", newline="") as fh:
+        for n, r in enumerate(csv.DictReader(fh), start=1):
+            if r["unit"] != "ms" or r["precision"] != "fp16":
+                raise ValueError(f"{raw_csv.name} row {n}: unexpected unit/precision")
+            gpu, tp = r["gpu"], 1
+            if match := _TP.match(gpu):
+                gpu, tp = match["gpu"], int(match["n"])
+            if gpu not in GPU_MAP or r["model"] not in MODEL_MAP:
+                raise ValueError(
+                    f"{raw_csv.name} row {n}: unknown GPU/model {gpu!r}/{r['model']!r}"
+                )
+            if r["phase"] == "prefill":
+                tokens = int(r["input_len"])
+                if tokens % PREFILL_PROMPT_LEN:
+                    raise ValueError(f"{raw_csv.name} row {n}: {tokens} tokens not a multiple")
+                bs, lin = tokens // PREFILL_PROMPT_LEN, PREFILL_PROMPT_LEN
+            elif r["phase"] == "decode":
+                bs, lin = int(r["batch_size"]), DECODE_CONTEXT
+            else:
+                raise ValueError(f"{raw_csv.name} row {n}: unknown phase {r['phase']!r}")
+            out.append(
+                Measurement(
+                    gpu=GPU_MAP[gpu],
+                    model=MODEL_MAP[r["model"]],
+                    phase=r["phase"],
+                    batch_size=bs,
+                    input_len=lin,
+                    output_len=0,
+                    time_s=float(r["value"]) / 1000.0,
+                    layers=1,
+                    source=SOURCE,
+                    tensor_parallel=tp,
+                )
+            )
+    out.sort(key=lambda m: (m.gpu, m.tensor_parallel, m.model, m.phase, m.batch_size))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry: ``python -m infersave.formulations.calibrate_curate SHARED_DATA [-o OUT]``."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("shared_data", type=Path, help="the shared data directory")
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=_DEFAULT_OUT,
+    )
+    args = p.parse_args(argv)
+    rows = curate(args.shared_data / RAW_FILE)
+    write_measurements(rows, args.output)
+    print(f"wrote {len(rows)} measurements to {args.output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
