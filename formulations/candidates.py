@@ -183,6 +183,221 @@ class CandidateTable:
         )
 
 
+@dataclass(frozen=True)
+class Workloads:
+    """Many workloads as float arrays of shape ``(W,)`` (the fields of :class:`Workload`)."""
+
+    input_len: np.ndarray
+    output_len: np.ndarray
+    requests: np.ndarray
+    slo_tps: np.ndarray
+    max_price: np.ndarray
+
+    @classmethod
+    def of(cls, workloads: Sequence[Workload]) -> Workloads:
+        """Stack ``workloads`` (at least one) into arrays."""
+        cols = np.array(
+            [(w.input_len, w.output_len, w.requests, w.slo_tps, w.max_price) for w in workloads],
+            dtype=np.float64,
+        ).reshape(-1, 5)
+        return cls(*(cols[:, j].copy() for j in range(5)))
+
+    def __len__(self) -> int:
+        return int(self.input_len.shape[0])
+
+
+def _evaluate(
+    model: LLM,
+    wl: Workloads,
+    inst: InstanceArrays,
+    bs: np.ndarray,
+    lv: np.ndarray,
+    options: ModelOptions,
+) -> tuple[float, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The per-candidate math of :func:`build_table`, broadcast over workloads.
+
+    Every returned array broadcasts to ``(W, I, B, C)`` (workload, instance, batch size, offload
+    level) and has size 1 along the axes it does not depend on, so that one workload
+    (:func:`build_table`) and many (:func:`build_tables`) run the very same operations in the
+    same order and get bit-identical values. Returns (weights bytes, fields, constraint values).
+    """
+    n_w = len(wl)
+    b = bs.reshape(1, 1, -1, 1)
+    c = lv.reshape(1, 1, 1, -1)
+
+    def per_inst(a: np.ndarray) -> np.ndarray:
+        return a.reshape((1, -1, 1, 1, *a.shape[1:]))
+
+    def per_wl(a: np.ndarray) -> np.ndarray:
+        return a.reshape(n_w, 1, 1, 1)
+
+    lin, lout = per_wl(wl.input_len), per_wl(wl.output_len)
+    nbytes = options.bytes_per_param
+
+    w = float(memory.weights_bytes(model, nbytes))
+    kv = memory.kv_cache_bytes(model, b, lin, lout, nbytes, options.formulas)
+    act = memory.activation_bytes(model, b, lin, lout, nbytes)
+    kv_layer = kv / model.num_hidden_layers
+    gmem = per_inst(inst.gpu_memory_bytes)
+    hmem = per_inst(inst.host_memory_bytes)
+    used = w + act + (1.0 - c) * kv
+
+    ok: dict[str, np.ndarray] = {"weights_fit": w <= gmem, "memory_feasibility": used <= gmem}
+    if options.formulas == "paper":
+        ok["per_layer_kv"] = (c == 0) | (kv_layer <= gmem - w - act)
+        ok["host_memory"] = np.ones((1, 1, 1, 1), dtype=bool)
+    else:
+        ok["per_layer_kv"] = (c == 0) | (kv_layer <= gmem - used)
+        ok["host_memory"] = c * kv <= hmem
+
+    lt = time.layer_times(
+        model,
+        b,
+        lin,
+        lout,
+        c,
+        per_inst(inst.peak_flops),
+        per_inst(inst.memory_bandwidth),
+        per_inst(inst.pcie_bandwidth),
+        options,
+    )
+    coef = per_inst(inst.ctcf)  # (1, I, 1, 1, 4)
+    pt = time.phase_times(
+        model,
+        lt,
+        lout,
+        coef[..., 0],
+        coef[..., 1],
+        coef[..., 2],
+        coef[..., 3],
+    )
+    reps = per_inst(inst.replicas)
+    e2e = pt.e2e_s
+    tps = reps * time.throughput_tps(b, lin, lout, e2e)
+    out_tps = reps * b * lout / e2e
+    price = per_inst(inst.price_per_hour)
+    tps_eff = cost.effective_tps(tps, per_wl(wl.slo_tps))
+    hours = cost.task_hours(per_wl(wl.requests), lin, lout, tps_eff)
+    billed = cost.billed_hours(hours, options.billing)
+    total = cost.total_cost(billed, price)
+    ce = cost.cost_efficiency(tps_eff, billed, price)
+
+    ok["price_cap"] = price <= per_wl(wl.max_price)
+    ok["tps_slo"] = tps >= per_wl(wl.slo_tps)
+    ok["feasible"] = np.logical_and.reduce(np.broadcast_arrays(*(ok[name] for name in CONSTRAINTS)))
+    n_i = len(inst.instances)
+    fields = {
+        "instance_idx": np.arange(n_i).reshape(1, -1, 1, 1),
+        "batch_size": b,
+        "offload_ratio": c,
+        "kv_cache_bytes": kv,
+        "kv_per_layer_bytes": kv_layer,
+        "activation_bytes": act,
+        "gpu_used_bytes": used,
+        "gpu_memory_bytes": gmem,
+        "host_memory_bytes": hmem,
+        "prefill_s": pt.prefill_s,
+        "decode_s": pt.decode_s,
+        "e2e_s": e2e,
+        "tps": tps,
+        "output_tps": out_tps,
+        "tps_effective": tps_eff,
+        "task_hours": hours,
+        "billed_hours": billed,
+        "price_per_hour": price,
+        "total_cost_usd": total,
+        "cost_efficiency": ce,
+    }
+    return w, fields, ok
+
+
+def _flatten(a: np.ndarray, shape: tuple[int, int, int, int]) -> np.ndarray:
+    """A broadcast-shaped array as ``(W, N)`` if it varies by workload, else as ``(N,)``."""
+    n_w, rest = shape[0], shape[1:]
+    if a.shape[0] == 1:
+        return np.ascontiguousarray(np.broadcast_to(a, (1, *rest))).reshape(-1)
+    return np.ascontiguousarray(np.broadcast_to(a, shape)).reshape(n_w, -1)
+
+
+def _row(a: np.ndarray, w: int) -> np.ndarray:
+    return a[w] if a.ndim == 2 else a
+
+
+@dataclass(frozen=True)
+class TableBatch:
+    """The candidate tables of many workloads that share model, instances, grid and options.
+
+    ``arrays`` and ``ok`` hold shape ``(W, N)`` for what depends on the workload and ``(N,)``
+    for what does not; :meth:`table` gives workload ``w``'s :class:`CandidateTable` (views, no
+    copy), equal to what :func:`build_table` returns for that workload alone.
+    """
+
+    workloads: tuple[Workload, ...]
+    options: ModelOptions
+    model: LLM
+    inst: InstanceArrays
+    batch_sizes: np.ndarray
+    levels: np.ndarray
+    weights_bytes: float
+    arrays: dict[str, np.ndarray]
+    ok: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.workloads)
+
+    def table(self, w: int) -> CandidateTable:
+        """The candidate table of workload ``w``."""
+        ok = {name: _row(self.ok[name], w) for name in CONSTRAINTS}
+        return CandidateTable(
+            workload=self.workloads[w],
+            options=self.options,
+            model=self.model,
+            inst=self.inst,
+            batch_sizes=self.batch_sizes,
+            levels=self.levels,
+            weights_bytes=self.weights_bytes,
+            ok=ok,
+            feasible=_row(self.ok["feasible"], w),
+            **{name: _row(a, w) for name, a in self.arrays.items()},
+        )
+
+
+def build_tables(
+    model: LLM,
+    workloads: Sequence[Workload],
+    inst: InstanceArrays,
+    batch_sizes: Sequence[int] | np.ndarray,
+    levels: np.ndarray,
+    options: ModelOptions,
+) -> TableBatch:
+    """Evaluate every candidate for each of ``workloads`` at once (one vectorized pass).
+
+    Memory is ``O(W x N)`` floats for ``N`` candidates: callers chunk large workload lists.
+    Workload ``w``'s table equals ``build_table(model, workloads[w], ...)`` bit for bit.
+
+    Raises:
+        ValueError: if ``workloads`` is empty.
+    """
+    if not workloads:
+        raise ValueError("build_tables needs at least one workload")
+    bs = np.asarray(batch_sizes, dtype=np.float64)
+    lv = np.asarray(levels, dtype=np.float64)
+    wl = Workloads.of(workloads)
+    w, fields, ok = _evaluate(model, wl, inst, bs, lv, options)
+    shape = (len(wl), len(inst.instances), bs.size, lv.size)
+    return TableBatch(
+        workloads=tuple(workloads),
+        options=options,
+        model=model,
+        inst=inst,
+        batch_sizes=bs,
+        levels=lv,
+        weights_bytes=w,
+        arrays={name: _flatten(a, shape) for name, a in fields.items()},
+        ok={name: _flatten(a, shape) for name, a in ok.items()},
+    )
+
+
 def build_table(
     model: LLM,
     workload: Workload,
@@ -199,64 +414,18 @@ def build_table(
     is left when anything is offloaded (per_layer_kv; the paper compares it with what is left
     after weights and activations), and C_off x KV fits in the replica's share of host memory
     (host_memory; the paper never checks it, so ``formulas="paper"`` skips it).
-    Cost per Eq. 2-3, time per Eq. 4-7 (see :mod:`.time`).
+    Cost per Eq. 2-3, time per Eq. 4-7 (see :mod:`.time`). The math is shared with
+    :func:`build_tables` (many workloads at once).
     """
     bs = np.asarray(batch_sizes, dtype=np.float64)
     lv = np.asarray(levels, dtype=np.float64)
-    n_i, n_b, n_c = len(inst.instances), bs.size, lv.size
-    ii = np.repeat(np.arange(n_i), n_b * n_c)
-    bi = np.tile(np.repeat(np.arange(n_b), n_c), n_i)
-    ci = np.tile(np.arange(n_c), n_i * n_b)
-    b = bs[bi]
-    c = lv[ci]
-    nbytes = options.bytes_per_param
-    lin, lout = workload.input_len, workload.output_len
+    w, fields, ok = _evaluate(model, Workloads.of([workload]), inst, bs, lv, options)
+    shape = (1, len(inst.instances), bs.size, lv.size)
 
-    w = float(memory.weights_bytes(model, nbytes))
-    kv_b = memory.kv_cache_bytes(model, bs, lin, lout, nbytes, options.formulas)
-    act_b = memory.activation_bytes(model, bs, lin, lout, nbytes)
-    kv = kv_b[bi]
-    kv_layer = kv / model.num_hidden_layers
-    act = act_b[bi]
-    gmem = inst.gpu_memory_bytes[ii]
-    hmem = inst.host_memory_bytes[ii]
-    used = w + act + (1.0 - c) * kv
+    def flat(a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(np.broadcast_to(a, shape)).reshape(-1)
 
-    ok: dict[str, np.ndarray] = {"weights_fit": w <= gmem, "memory_feasibility": used <= gmem}
-    if options.formulas == "paper":
-        ok["per_layer_kv"] = (c == 0) | (kv_layer <= gmem - w - act)
-        ok["host_memory"] = np.ones_like(c, dtype=bool)
-    else:
-        ok["per_layer_kv"] = (c == 0) | (kv_layer <= gmem - used)
-        ok["host_memory"] = c * kv <= hmem
-
-    lt = time.layer_times(
-        model,
-        b,
-        lin,
-        lout,
-        c,
-        inst.peak_flops[ii],
-        inst.memory_bandwidth[ii],
-        inst.pcie_bandwidth[ii],
-        options,
-    )
-    coef = inst.ctcf[ii]
-    pt = time.phase_times(model, lt, lout, coef[:, 0], coef[:, 1], coef[:, 2], coef[:, 3])
-    reps = inst.replicas[ii]
-    e2e = pt.e2e_s
-    tps = reps * time.throughput_tps(b, lin, lout, e2e)
-    out_tps = reps * b * lout / e2e
-    price = inst.price_per_hour[ii]
-    tps_eff = cost.effective_tps(tps, workload.slo_tps)
-    hours = cost.task_hours(workload.requests, lin, lout, tps_eff)
-    billed = cost.billed_hours(hours, options.billing)
-    total = cost.total_cost(billed, price)
-    ce = cost.cost_efficiency(tps_eff, billed, price)
-
-    ok["price_cap"] = price <= workload.max_price
-    ok["tps_slo"] = tps >= workload.slo_tps
-    feasible = np.logical_and.reduce([ok[name] for name in CONSTRAINTS])
+    feasible = flat(ok.pop("feasible"))
     return CandidateTable(
         workload=workload,
         options=options,
@@ -264,27 +433,8 @@ def build_table(
         inst=inst,
         batch_sizes=bs,
         levels=lv,
-        instance_idx=ii,
-        batch_size=b,
-        offload_ratio=c,
         weights_bytes=w,
-        kv_cache_bytes=kv,
-        kv_per_layer_bytes=kv_layer,
-        activation_bytes=act,
-        gpu_used_bytes=used,
-        gpu_memory_bytes=gmem,
-        host_memory_bytes=hmem,
-        prefill_s=pt.prefill_s,
-        decode_s=pt.decode_s,
-        e2e_s=e2e,
-        tps=tps,
-        output_tps=out_tps,
-        tps_effective=tps_eff,
-        task_hours=hours,
-        billed_hours=billed,
-        price_per_hour=price,
-        total_cost_usd=total,
-        cost_efficiency=ce,
-        ok=ok,
+        ok={name: flat(a) for name, a in ok.items()},
         feasible=feasible,
+        **{name: flat(a) for name, a in fields.items()},
     )
