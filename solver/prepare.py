@@ -96,13 +96,20 @@ def _arrays(
     calibration_key: str,
 ) -> InstanceArrays:
     insts = region_instances(price_set, region, include_non_nvidia, options.pricing)
-    cal = _calibration(calibration_key)[1]
+    cal = _calibration(calibration_key, options.perf_model, options.formulas)[1]
     return instance_arrays(insts, catalog.gpus(price_set), options, cal)
 
 
 @functools.lru_cache(maxsize=16)
-def _calibration(spec: str) -> tuple[str, Calibration | None]:
-    """Resolve ``--calibration``: ``default`` (the shipped fit), ``none``, or a JSON file."""
+def _calibration(
+    spec: str, perf_model: str = "roofline", formulas: str = "physics"
+) -> tuple[str, Calibration | None]:
+    """Resolve ``--calibration``: ``default`` (the shipped fit), ``none``, or a JSON file.
+
+    A calibration applies only to the perf model (and formulas) it was fitted for: ``default``
+    falls back to uncalibrated when the shipped file has no such fit; a file without one is an
+    error (see :func:`infersave.catalog.calibration.load_calibration`).
+    """
     if spec == "none":
         return "uncalibrated", None
     try:
@@ -112,7 +119,7 @@ def _calibration(spec: str) -> tuple[str, Calibration | None]:
             return "uncalibrated", None
         raise InputError(f"cannot read calibration {spec!r}: not supported yet") from exc
     try:
-        return shipped.load_calibration(spec)
+        return shipped.load_calibration(spec, perf_model, formulas)
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot read calibration {spec!r}: {exc}") from exc
 
@@ -149,4 +156,5 @@ def prepare(s: Scenario) -> Prepared:
     options = s.options()
     inst = _arrays(s.catalog, s.region, s.include_non_nvidia, options, s.calibration)
     table = build_table(model, workload_of(s), inst, s.searched_batch_sizes, levels, options)
-    return Prepared(s, model, table, _calibration(s.calibration)[0])
+    cal_name = _calibration(s.calibration, options.perf_model, options.formulas)[0]
+    return Prepared(s, model, table, cal_name)
