@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+import numpy as np
+
 from infersave.catalog import load as catalog
 from infersave.catalog.schemas import GPU, LLM, Instance
 from infersave.formulations.candidates import (
@@ -142,8 +144,36 @@ def workload_of(s: Scenario) -> Workload:
     return Workload(s.input_len, s.output_len, s.requests, s.slo_tps, cap)
 
 
-def prepare(s: Scenario) -> Prepared:
-    """Build the candidate table of scenario ``s``.
+@dataclass(frozen=True)
+class Context:
+    """What a scenario's candidate table needs besides the workload: scenarios with the same
+    :func:`context_key` share it (batch runs evaluate them together)."""
+
+    model: LLM
+    inst: InstanceArrays
+    batch_sizes: tuple[int, ...]
+    levels: np.ndarray
+    options: ModelOptions
+    calibration_name: str
+
+
+def context_key(s: Scenario) -> tuple[object, ...]:
+    """The scenario fields :func:`context` depends on (hashable)."""
+    return (
+        s.model,
+        s.catalog,
+        s.region,
+        s.include_non_nvidia,
+        s.options(),
+        s.calibration,
+        s.searched_batch_sizes,
+        s.offload_step,
+    )
+
+
+def context(s: Scenario) -> Context:
+    """Resolve model, offload grid, instance arrays and calibration name of scenario ``s``
+    (the cached parts are reused).
 
     Raises:
         InputError: on any input the catalog or the models reject.
@@ -155,6 +185,18 @@ def prepare(s: Scenario) -> Prepared:
         raise InputError(f"--offload-step: {exc}") from exc
     options = s.options()
     inst = _arrays(s.catalog, s.region, s.include_non_nvidia, options, s.calibration)
-    table = build_table(model, workload_of(s), inst, s.searched_batch_sizes, levels, options)
     cal_name = _calibration(s.calibration, options.perf_model, options.formulas)[0]
-    return Prepared(s, model, table, cal_name)
+    return Context(model, inst, s.searched_batch_sizes, levels, options, cal_name)
+
+
+def prepare(s: Scenario) -> Prepared:
+    """Build the candidate table of scenario ``s``.
+
+    Raises:
+        InputError: on any input the catalog or the models reject.
+    """
+    ctx = context(s)
+    table = build_table(
+        ctx.model, workload_of(s), ctx.inst, ctx.batch_sizes, ctx.levels, ctx.options
+    )
+    return Prepared(s, ctx.model, table, ctx.calibration_name)

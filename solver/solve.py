@@ -84,11 +84,23 @@ def closest_miss(table: CandidateTable) -> str:
     )
 
 
-def result_from(prep: Prepared, k: int | None, info: SolverInfo | None) -> SolveResult:
-    """Assemble the :class:`SolveResult` of chosen candidate ``k`` (None: infeasible)."""
+def result_from(
+    prep: Prepared,
+    k: int | None,
+    info: SolverInfo | None,
+    ranked: tuple[np.ndarray, int | None] | None = None,
+) -> SolveResult:
+    """Assemble the :class:`SolveResult` of chosen candidate ``k`` (None: infeasible).
+
+    ``ranked`` passes ``(best_per_instance(table, rank(table)), max_performance(table))`` when
+    the caller already has them (batch runs compute them for many workloads at once).
+    """
     table, s, cal = prep.table, prep.scenario, prep.calibration_name
-    ordered = ranking.best_per_instance(table, ranking.rank(table))
-    base_k = ranking.max_performance(table)
+    if ranked is None:
+        ordered = ranking.best_per_instance(table, ranking.rank(table))
+        base_k = ranking.max_performance(table)
+    else:
+        ordered, base_k = ranked
     base = make_record(table, base_k, cal) if base_k is not None else None
     if k is None:
         return SolveResult(
