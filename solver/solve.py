@@ -9,7 +9,7 @@ from collections.abc import Callable
 import numpy as np
 
 from infersave.formulations.candidates import CandidateTable
-from infersave.solver import ranking
+from infersave.solver import backends, ranking
 from infersave.solver.prepare import Prepared, prepare
 from infersave.solver.records import Baseline, Record, SolveResult, SolverInfo, make_record
 from infersave.solver.scenario import Scenario
@@ -32,7 +32,11 @@ def _exhaustive_backend(table: CandidateTable, scenario: Scenario) -> tuple[int 
 
 BackendFn = Callable[[CandidateTable, Scenario], tuple[int | None, SolverInfo]]
 
-BACKENDS: dict[str, BackendFn] = {"exhaustive": _exhaustive_backend}
+BACKENDS: dict[str, BackendFn] = {
+    "exhaustive": _exhaustive_backend,
+    "milp": backends.milp_backend,
+    "cp": backends.cp_backend,
+}
 """Search backends by name: each takes the candidate table and returns the chosen index."""
 
 
