@@ -312,9 +312,10 @@ def _evaluate(
 
 
 def _flatten(a: np.ndarray, shape: tuple[int, int, int, int]) -> np.ndarray:
-    """A broadcast-shaped array as ``(W, N)`` if it varies by workload, else as ``(N,)``."""
+    """A broadcast-shaped array as ``(W, N)`` if it varies by workload (or ``W`` is 1), else as
+    ``(N,)``."""
     n_w, rest = shape[0], shape[1:]
-    if a.shape[0] == 1:
+    if a.shape[0] == 1 and n_w > 1:
         return np.ascontiguousarray(np.broadcast_to(a, (1, *rest))).reshape(-1)
     return np.ascontiguousarray(np.broadcast_to(a, shape)).reshape(n_w, -1)
 
