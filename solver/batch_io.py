@@ -1,0 +1,377 @@
+"""Workload files in and result files out, for ``infersave batch`` (and any command that reads
+many scenarios, e.g. ``infersave compare``).
+
+Reading: :func:`read_workloads` returns one ``(row, fields or exception)`` per workload, and
+:func:`scenario_from_fields` turns fields into a :class:`Scenario` with one-line errors. A row
+that cannot be read or validated becomes an error for that row only; only a file that cannot be
+read at all raises. Typical use::
+
+    for row, fields in read_workloads(path):
+        try:
+            scenario = fields if isinstance(fields, Exception) else scenario_from_fields(fields)
+        except InputError as exc:
+            ...  # f"row {row}: ..." is already in the message
+
+or simply :func:`load_scenarios`, which does exactly that.
+
+Formats, by extension: ``.csv`` (a header row with the field names; empty cells take the
+default), ``.jsonl``/``.ndjson`` (one JSON object per line; blank lines and lines starting
+with ``#`` are skipped), ``.yaml``/``.yml`` (a list of mappings, or a mapping with a
+``workloads`` list). Field names and defaults are those of :class:`Scenario`; ``batch_sizes``
+may be a list or a string such as ``"1,2,4"`` or ``"1-256"``. The columns in
+:data:`PASSTHROUGH` (``name``, ``service``, ``id``) are not scenario fields: they are copied
+to the output. Rows are numbered from 1 in file order (CSV data rows, JSONL non-blank lines,
+YAML list items).
+
+Writing: :func:`write_results` writes CSV or JSON Lines (by extension) atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import difflib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from infersave.solver.scenario import InputError, Scenario, describe_validation_error
+
+PASSTHROUGH: tuple[str, ...] = ("name", "service", "id")
+"""Input columns copied to the output unchanged (labels, not scenario fields)."""
+
+INPUT_FORMATS: dict[str, str] = {
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".yaml": "yaml",
+    ".yml": "yaml",
+}
+OUTPUT_FORMATS: dict[str, str] = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+KEY_FIELDS: tuple[str, ...] = (
+    "model",
+    "input_len",
+    "output_len",
+    "requests",
+    "slo_tps",
+    "max_price",
+    "region",
+    "backend",
+)
+"""Scenario fields repeated in every output row."""
+
+Row = tuple[int, dict[str, Any] | Exception]
+
+
+def _format_of(path: Path, formats: Mapping[str, str], what: str) -> str:
+    fmt = formats.get(path.suffix.lower())
+    if fmt is None:
+        known = ", ".join(formats)
+        raise InputError(f"{what} {str(path)!r}: unknown extension {path.suffix!r}; use {known}")
+    return fmt
+
+
+def input_format(path: str | Path) -> str:
+    """``csv``, ``jsonl`` or ``yaml`` from the extension. Raises InputError otherwise."""
+    return _format_of(Path(path), INPUT_FORMATS, "input")
+
+
+def output_format(path: str | Path) -> str:
+    """``csv`` or ``jsonl`` from the extension. Raises InputError otherwise."""
+    return _format_of(Path(path), OUTPUT_FORMATS, "output")
+
+
+def _read_csv(text: str) -> list[Row]:
+    rows: list[Row] = []
+    reader = csv.reader(io.StringIO(text))
+    header: list[str] | None = None
+    for record in reader:
+        if not record or all(not cell.strip() for cell in record):
+            continue
+        if header is None:
+            header = [h.strip() for h in record]
+            dupes = sorted({h for h in header if header.count(h) > 1})
+            if dupes or not all(header):
+                raise InputError(f"CSV header: empty or repeated column names {dupes or ''}")
+            continue
+        n = len(rows) + 1
+        if len(record) != len(header):
+            rows.append(
+                (
+                    n,
+                    InputError(
+                        f"row {n} (line {reader.line_num}): {len(record)} cells, the header has"
+                        f" {len(header)}"
+                    ),
+                )
+            )
+            continue
+        rows.append((n, {h: v.strip() for h, v in zip(header, record, strict=True)}))
+    if header is None:
+        raise InputError("the CSV file is empty: it needs a header row with the field names")
+    return rows
+
+
+def _read_jsonl(text: str) -> list[Row]:
+    rows: list[Row] = []
+    for line_no, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        n = len(rows) + 1
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            rows.append((n, InputError(f"row {n} (line {line_no}): malformed JSON: {exc.msg}")))
+            continue
+        if not isinstance(value, dict):
+            rows.append((n, InputError(f"row {n} (line {line_no}): expected a JSON object")))
+            continue
+        rows.append((n, value))
+    return rows
+
+
+def _read_yaml(text: str) -> list[Row]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InputError(f"malformed YAML: {' '.join(str(exc).split())}") from None
+    if isinstance(data, dict) and isinstance(data.get("workloads"), list):
+        data = data["workloads"]
+    if data is None:
+        data = []
+    if not isinstance(data, list):
+        raise InputError("the YAML file must be a list of mappings (or have a 'workloads' list)")
+    rows: list[Row] = []
+    for n, item in enumerate(data, 1):
+        if isinstance(item, dict):
+            rows.append((n, {str(k): v for k, v in item.items()}))
+        else:
+            rows.append((n, InputError(f"row {n}: expected a mapping of field names to values")))
+    return rows
+
+
+def read_workloads(path: str | Path) -> list[Row]:
+    """Read a workloads file: one ``(row number, fields | exception)`` per workload, in order.
+
+    Fields are raw (CSV values are strings); pass them to :func:`scenario_from_fields`. A row
+    that cannot be parsed (malformed JSON line, wrong cell count, not a mapping) is an
+    :class:`InputError` whose message starts with ``row N``.
+
+    Raises:
+        InputError: unknown extension, a file that is not text, no CSV header, or YAML that
+            does not parse or is not a list.
+        OSError: the file cannot be read.
+    """
+    p = Path(path)
+    fmt = input_format(p)
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{str(p)!r} is not UTF-8 text: {exc.reason}") from None
+    if fmt == "csv":
+        return _read_csv(text)
+    if fmt == "jsonl":
+        return _read_jsonl(text)
+    return _read_yaml(text)
+
+
+def _is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def scenario_from_fields(fields: Mapping[str, Any], row: int | None = None) -> Scenario:
+    """A validated :class:`Scenario` from one row's fields.
+
+    Blank values (None or empty strings) take the default; :data:`PASSTHROUGH` fields are
+    ignored; ``batch_sizes`` given as a string is parsed like ``--batch-sizes``.
+
+    Raises:
+        InputError: unknown field (with close matches) or invalid value; the one-line message
+            starts with ``row N:`` when ``row`` is given.
+    """
+    where = f"row {row}: " if row is not None else ""
+    known = Scenario.model_fields
+    clean: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key in PASSTHROUGH:
+            continue
+        if key not in known:
+            close = difflib.get_close_matches(key, list(known) + list(PASSTHROUGH), n=2)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            raise InputError(f"{where}unknown field {key!r}{hint}")
+        if _is_blank(value):
+            continue
+        if key == "batch_sizes" and isinstance(value, str):
+            from infersave.cli.common import parse_batch_sizes
+
+            try:
+                value = parse_batch_sizes(value)
+            except InputError as exc:
+                raise InputError(
+                    f"{where}batch_sizes: {exc}".replace("--batch-sizes: ", "")
+                ) from None
+        clean[key] = value
+    try:
+        return Scenario(**clean)
+    except ValueError as exc:  # pydantic.ValidationError is a ValueError
+        raise InputError(f"{where}{describe_validation_error(exc)}") from None
+
+
+def load_scenarios(path: str | Path) -> list[tuple[int, dict[str, Any], Scenario | Exception]]:
+    """Read and validate a workloads file: ``(row, raw fields, scenario or error)`` per row.
+
+    Raw fields are ``{}`` for a row that could not be parsed.
+
+    Raises:
+        InputError, OSError: as :func:`read_workloads` (the whole file is unusable).
+    """
+    out: list[tuple[int, dict[str, Any], Scenario | Exception]] = []
+    for row, fields in read_workloads(path):
+        if isinstance(fields, Exception):
+            out.append((row, {}, fields))
+            continue
+        try:
+            out.append((row, fields, scenario_from_fields(fields, row)))
+        except InputError as exc:
+            out.append((row, fields, exc))
+    return out
+
+
+def result_row(
+    row: int, fields: Mapping[str, Any], outcome: Any, scenario: Scenario | None = None
+) -> dict[str, Any]:
+    """The output row of one workload (nested: ``recommendation`` is a Record's fields).
+
+    ``outcome`` is a :class:`~infersave.solver.records.SolveResult` or an exception (status
+    ``error``; the message names the row). Key scenario fields come from the scenario when
+    there is one, else from the raw ``fields``. Money in $, ``savings_pct`` in percent of the
+    Max-Performance cost, ``saved_usd`` = baseline cost - recommended cost.
+    """
+    out: dict[str, Any] = {"row": row}
+    for key in PASSTHROUGH:
+        if key in fields:
+            out[key] = fields[key]
+    if isinstance(outcome, Exception):
+        message = str(outcome)
+        if not message.startswith(f"row {row}"):
+            message = f"row {row}: {message}"
+        out.update(status="error", message=message)
+        src: Mapping[str, Any] = scenario.model_dump() if scenario is not None else fields
+        out.update({k: (None if _is_blank(src.get(k)) else src.get(k)) for k in KEY_FIELDS})
+        out.update(recommendation=None, baseline_instance_type=None, baseline_cost_usd=None)
+        out.update(savings_pct=None, saved_usd=None)
+        return out
+    s = outcome.scenario
+    out.update(status=outcome.status, message=outcome.message)
+    out.update({k: getattr(s, k) for k in KEY_FIELDS})
+    rec = outcome.recommendation
+    out["recommendation"] = rec.model_dump() if rec is not None else None
+    base = outcome.baseline.max_performance
+    out["baseline_instance_type"] = base.instance_type if base is not None else None
+    out["baseline_cost_usd"] = base.total_cost_usd if base is not None else None
+    out["savings_pct"] = outcome.baseline.savings_pct
+    saved = None
+    if rec is not None and base is not None:
+        saved = base.total_cost_usd - rec.total_cost_usd
+    out["saved_usd"] = saved
+    return out
+
+
+def _csv_header() -> list[str]:
+    from infersave.solver.records import Record
+
+    rec_fields: list[str] = []
+    for name, info in Record.model_fields.items():
+        sub = getattr(info.annotation, "model_fields", None)
+        if sub:
+            rec_fields.extend(f"recommendation_{name}_{s}" for s in sub)
+        else:
+            rec_fields.append(f"recommendation_{name}")
+    return [
+        "row",
+        *PASSTHROUGH,
+        "status",
+        "message",
+        *KEY_FIELDS,
+        *rec_fields,
+        "baseline_instance_type",
+        "baseline_cost_usd",
+        "savings_pct",
+        "saved_usd",
+    ]
+
+
+def _flat(row: Mapping[str, Any]) -> dict[str, Any]:
+    from infersave.cli.render import flatten
+
+    flat = flatten({k: v for k, v in row.items() if k != "recommendation"})
+    rec = row.get("recommendation")
+    if rec is not None:
+        flat.update(flatten(rec, "recommendation_"))
+    return flat
+
+
+def render_rows(rows: Sequence[Mapping[str, Any]], fmt: str) -> Iterator[str]:
+    """Output text chunks of ``rows`` as ``csv`` (flattened, fixed header; the passthrough
+    columns only when some row has them) or ``jsonl`` (one JSON object per line, nested)."""
+    if fmt == "jsonl":
+        for r in rows:
+            yield json.dumps(r, allow_nan=False, default=str) + "\n"
+        return
+    header = [h for h in _csv_header() if h not in PASSTHROUGH or any(h in r for r in rows)]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=header, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for start in range(0, len(rows), 1000):
+        writer.writerows(_flat(r) for r in rows[start : start + 1000])
+        yield buf.getvalue()
+        buf.seek(0)
+        buf.truncate()
+    yield buf.getvalue()
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path) -> Iterator[io.TextIOWrapper]:
+    """Open a temporary file beside ``path`` for writing; on success it replaces ``path``
+    (``os.replace``, atomic on one file system), on any exception or interrupt it is removed
+    and ``path`` is left as it was.
+
+    Raises:
+        OSError: the directory is not writable (nothing is created then).
+    """
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the output the usual mode
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_results(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Write ``rows`` (from :func:`result_row`) to ``path`` as CSV or JSON Lines by extension,
+    atomically (whole or not at all).
+
+    Raises:
+        InputError: unknown output extension (checked before anything is written).
+        OSError: the file cannot be written.
+    """
+    fmt = output_format(path)
+    with atomic_output(path) as fh:
+        for chunk in render_rows(rows, fmt):
+            fh.write(chunk)
