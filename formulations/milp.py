@@ -34,6 +34,7 @@ Optimality gaps are set to 0 (absolute gap 0.5 < one unit of the integer objecti
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -113,7 +114,7 @@ def build(enc: Encoding, subset: np.ndarray | None = None, objective: str = "cos
             f"x_{_inst_name(t, t.instance_idx[k])}_bs{int(t.batch_size[k])}"
             f"_off{_label(t.offload_ratio[k])}"
         )
-        x.append(pulp.LpVariable(name, cat=pulp.LpBinary))
+        x.append(prob.add_variable(name, 0, 1, cat=pulp.LpInteger))
     rows = float_rows(enc)
 
     def expr(coefs: np.ndarray, vars_: list) -> pulp.LpAffineExpression:
@@ -135,7 +136,7 @@ def build(enc: Encoding, subset: np.ndarray | None = None, objective: str = "cos
     for kind, of, label in groups:
         chosen = []
         for g in np.unique(of):
-            v = pulp.LpVariable(f"{prefix[kind]}_{label(g)}", cat=pulp.LpBinary)
+            v = prob.add_variable(f"{prefix[kind]}_{label(g)}", 0, 1, cat=pulp.LpInteger)
             members = [x[j] for j in np.flatnonzero(of == g)]
             prob += pulp.lpSum(members) - v == 0, f"link_{kind}_{label(g)}"
             chosen.append(v)
@@ -216,7 +217,9 @@ def _solver(name: str, time_limit: float | None):
     import pulp
 
     if name == "cbc":
-        s = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit, gapRel=0.0, gapAbs=0.5)
+        with warnings.catch_warnings():  # PuLP 3.3 deprecates the bundled CBC (not removed)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            s = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit, gapRel=0.0, gapAbs=0.5)
     elif name == "highs":
         try:
             cls = _bulk_highs_class()
@@ -282,7 +285,7 @@ def solve(
             note="no instance can hold the model weights (structural prefilter)",
         )
     m1 = build(enc)
-    nvar, ncon = len(m1.problem.variables()), len(m1.problem.constraints)
+    nvar, ncon = m1.problem.numVariables(), m1.problem.numConstraints()
     j, status = _run(m1, solver, time_limit)
     if j is None:
         return ExactResult(None, status, None, time.perf_counter() - t0, "", nvar, ncon)
