@@ -85,6 +85,11 @@ def find_calibration_gpu(name: str) -> GPU:
     return load.find_gpu(name)
 
 
+SAME_SILICON: dict[str, str] = {"T4G": "T4"}
+"""GPUs that the catalog takes as the same chip as another (gpus.csv: "T4G ... ASSUMED equal to
+T4"), so a calibration of the one applies to the other unless the file has its own entry."""
+
+
 def parse_calibration(
     data: Any, perf_model: str, formulas: str = "physics", where: str = "calibration"
 ) -> tuple[str, dict[tuple[str, str], tuple[float, float]]]:
@@ -120,7 +125,19 @@ def parse_calibration(
             raise ValueError(f"{where}: fits.{perf_model}[{k}]: unknown phase {phase!r}")
         if not (alpha == alpha and beta == beta):  # NaN
             raise ValueError(f"{where}: fits.{perf_model}[{k}]: alpha/beta not numbers")
+        if alpha <= 0 or beta < 0:
+            # CTCF must map positive model times to positive times at every scale the solver
+            # evaluates (small models, batch 1), not only over the measured range.
+            raise ValueError(
+                f"{where}: fits.{perf_model}[{k}] ({gpu} {phase}): alpha={alpha:.4g},"
+                f" beta={beta:.4g} would predict non-positive times; need alpha > 0, beta >= 0"
+                " (infersave calibrate constrains beta >= 0)"
+            )
         coef[(gpu, phase)] = (alpha, beta)
+    for alias, same in SAME_SILICON.items():
+        for phase in ("prefill", "decode"):
+            if (same, phase) in coef and (alias, phase) not in coef:
+                coef[(alias, phase)] = coef[(same, phase)]
     return str(data.get("name") or where), coef
 
 

@@ -110,6 +110,9 @@ def fit_ctcf(
         weighting: ``"relative"`` minimises squared relative residuals; ``"absolute"`` plain
             squared residuals (the paper's least squares).
 
+    ``beta`` is constrained to be >= 0 (see the body), so CTCF(T) > 0 for every T > 0 whenever
+    ``alpha`` > 0; the fit's ``warning`` says when the constraint was active.
+
     Raises:
         ValueError: fewer than 3 points, non-finite or non-positive values, mismatched
             lengths, or points that do not determine a line (all predicted values equal).
@@ -138,10 +141,20 @@ def fit_ctcf(
     if rank < 2:
         raise ValueError("CTCF fit: points do not determine a line (rank-deficient system)")
     alpha, beta = (coef / scale).tolist()
+    clamped = beta < -1e-9 * float(np.max(y))  # below that it is rounding noise around 0
+    if beta < 0:
+        # Constrained least squares with beta >= 0: the objective is a convex quadratic, so when
+        # the free optimum has beta < 0 the constrained one lies on beta = 0, a line through the
+        # origin. A negative offset would predict negative times for work smaller than the
+        # measured range (a small model or batch), which the solver would then trust.
+        alpha = float(np.sum(w * w * x * y) / np.sum(w * w * x * x))
+        beta = 0.0
     after = alpha * x + beta
     before_err = np.abs(x - y) / y * 100.0
     after_err = np.abs(after - y) / y * 100.0
     warning = None
+    if clamped:
+        warning = "beta constrained to 0 (the free fit's offset was negative)"
     if alpha < 0:
         warning = (
             f"negative alpha ({alpha:.4g}): calibrated time falls as the modelled time grows;"

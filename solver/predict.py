@@ -81,7 +81,7 @@ def predict(
     model = resolve_model(s.model)
     target = _target(s, instance, gpu)
     options = s.options()
-    cal_name, cal = _calibration(s.calibration)
+    cal_name, cal = _calibration(s.calibration, s.perf_model, s.formulas, s.catalog)
     gpus = catalog.gpus(s.catalog)
     if gpus[target.gpu].pcie_bandwidth_gbs is None:
         raise InputError(f"{target.gpu} has no PCIe bandwidth in the catalog; cannot predict")

@@ -98,21 +98,24 @@ def _arrays(
     calibration_key: str,
 ) -> InstanceArrays:
     insts = region_instances(price_set, region, include_non_nvidia, options.pricing)
-    cal = _calibration(calibration_key, options.perf_model, options.formulas)[1]
+    cal = _calibration(calibration_key, options.perf_model, options.formulas, price_set)[1]
     return instance_arrays(insts, catalog.gpus(price_set), options, cal)
 
 
 @functools.lru_cache(maxsize=16)
 def _calibration(
-    spec: str, perf_model: str = "roofline", formulas: str = "physics"
+    spec: str, perf_model: str = "roofline", formulas: str = "physics", price_set: str = "aws"
 ) -> tuple[str, Calibration | None]:
     """Resolve ``--calibration``: ``default`` (the shipped fit), ``none``, or a JSON file.
+
+    The shipped fit was made against the ``aws`` catalog's datasheet GPU figures; other price
+    sets (``paper-2025`` uses the paper's own FLOPS) run uncalibrated unless given a file.
 
     A calibration applies only to the perf model (and formulas) it was fitted for: ``default``
     falls back to uncalibrated when the shipped file has no such fit; a file without one is an
     error (see :func:`infersave.catalog.calibration.load_calibration`).
     """
-    if spec == "none":
+    if spec == "none" or (spec == "default" and price_set != "aws"):
         return "uncalibrated", None
     try:
         from infersave.catalog import calibration as shipped
@@ -185,7 +188,7 @@ def context(s: Scenario) -> Context:
         raise InputError(f"--offload-step: {exc}") from exc
     options = s.options()
     inst = _arrays(s.catalog, s.region, s.include_non_nvidia, options, s.calibration)
-    cal_name = _calibration(s.calibration, options.perf_model, options.formulas)[0]
+    cal_name = _calibration(s.calibration, options.perf_model, options.formulas, s.catalog)[0]
     return Context(model, inst, s.searched_batch_sizes, levels, options, cal_name)
 
 

@@ -210,3 +210,15 @@ def test_cli_calibrate_and_validate(tmp_path: Path) -> None:
     assert all(x["mape_after"] < 1e-4 for x in rows if x["check"] == "lomo")
     r = runner.invoke(app, ["validate", str(tmp_path / "nope.csv")])
     assert r.exit_code == 2
+
+
+def test_negative_intercept_is_constrained_to_zero() -> None:
+    # y = 2x - 1e-3 over x in [1e-3, 1e-2]: the free fit has beta < 0, which would predict
+    # negative times below x = 5e-4; the constrained fit passes through the origin.
+    x = np.linspace(1e-3, 1e-2, 10)
+    y = 2 * x - 1e-3
+    f = fit_ctcf(x, y, "absolute")
+    assert f.beta == 0.0
+    assert f.alpha == pytest.approx(float(np.sum(x * y) / np.sum(x * x)))
+    assert f.warning is not None and "beta constrained" in f.warning
+    assert f.alpha * 1e-6 + f.beta > 0
