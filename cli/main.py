@@ -168,6 +168,13 @@ def solve(
     backend: BackendOpt = None,
     solver: SolverOpt = None,
     time_limit: TimeLimitOpt = None,
+    write_model: Annotated[
+        str | None,
+        typer.Option(
+            "--write-model",
+            help="Also write the exact model: .lp/.mps (milp) or the CP-SAT proto as text (cp).",
+        ),
+    ] = None,
     top: Annotated[int, typer.Option("--top", help="Alternatives to show.")] = 5,
     fmt: FormatOpt = Format.table,
 ) -> None:
@@ -198,7 +205,16 @@ def solve(
             time_limit=time_limit,
             top=top,
         )
-        result = run_solve(scenario)
+        if write_model is not None:
+            from infersave.solver.backends import write_model as write_exact_model
+            from infersave.solver.prepare import prepare
+            from infersave.solver.solve import solve_prepared
+
+            prep = prepare(scenario)
+            write_exact_model(prep.table, scenario.backend, write_model)
+            result = solve_prepared(prep)
+        else:
+            result = run_solve(scenario)
     _emit_result(result, fmt)
     if result.status != "ok":
         if fmt is not Format.table:

@@ -106,7 +106,9 @@ def build(enc: Encoding, subset: np.ndarray | None = None, objective: str = "cos
         raise ValueError(f"unknown objective {objective!r}")
     t = enc.table
     sub = np.arange(enc.kept.size) if subset is None else np.asarray(subset)
-    prob = pulp.LpProblem("infersave_joint_choice", pulp.LpMinimize)
+    # the name heads LP/MPS files: it states the objective's unit and offset
+    what = "cost_nano_usd_above" if objective == "cost" else "tiebreak_position_at"
+    prob = pulp.LpProblem(f"infersave_joint_choice_{what}_{enc.base_nano}", pulp.LpMinimize)
     x = []
     for j in sub:
         k = int(enc.kept[j])
