@@ -45,7 +45,7 @@ class Scenario(BaseModel):
     host_memory_utilization: float = Field(default=0.8, gt=0, le=1)
     include_non_nvidia: bool = False
     calibration: str = "default"
-    backend: Backend = "exhaustive"
+    backend: Backend = "milp"
     solver: str = "cbc"
     time_limit: PositiveFloat | None = None
     top: int = Field(default=5, ge=0)

@@ -404,7 +404,7 @@ def test_cli_exception_mid_run_leaves_no_output(
 
     monkeypatch.setattr(batch_mod, "build_tables", flaky)
     try:
-        res = cli("batch", str(EXAMPLE), "-o", str(out), "-q")
+        res = cli("batch", str(EXAMPLE), "-o", str(out), "--backend", "exhaustive", "-q")
         assert res.exit_code != 0
     except RuntimeError:
         assert exc is RuntimeError
@@ -423,7 +423,7 @@ def test_cli_exception_while_writing_leaves_no_output(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(batch_io, "render_rows", broken_rows)
-    res = cli("batch", str(EXAMPLE), "-o", str(out), "-q")
+    res = cli("batch", str(EXAMPLE), "-o", str(out), "--backend", "exhaustive", "-q")
     assert res.exit_code == 2 and "No space left" in res.stderr
     assert list(tmp_path.iterdir()) == []
 
