@@ -34,7 +34,11 @@ i.e. exactly ``round(cost_k, 9)`` that :func:`infersave.solver.ranking.rank` sor
 and for costs below $1e6 distinct integers stay distinct doubles (the spacing of doubles there is
 < 1.2e-10 < 1e-9/2), so ``C_a < C_b`` if and only if ``round(cost_a, 9) < round(cost_b, 9)``:
 integer costs cannot flip or create a tie of the ranker. The models subtract the smallest kept
-``C_k`` (a constant) so the coefficients stay small.
+``C_k`` (a constant) so the coefficients stay small. When some kept candidate costs $1e6 or
+more (a huge task at a tiny SLO), nano-dollars are no longer exact in doubles, so ``C_k`` is
+instead the dense rank of ``round(cost_k, 9)`` among the kept candidates (``cost_unit`` says
+which): an order-preserving integer, equal exactly where the ranker sees a tie, so the optimum
+and its ties are unchanged; only the objective's unit differs.
 
 **Ties.** Among candidates of equal cost the ranker prefers higher TPS, then the instance type
 name, the smaller batch and the smaller offload ratio. :func:`tiebreak_position` gives every
@@ -54,6 +58,9 @@ from infersave.formulations.candidates import GIB, CandidateTable
 Prefilter = Literal["structural", "none"]
 Sense = Literal["<=", ">="]
 
+COST_DECIMALS = 9
+"""As :data:`infersave.solver.ranking.COST_DECIMALS` (not imported: formulations stay below
+solver)."""
 NANO = 10**9
 MAX_EXACT_COST_USD = 1e6
 """Above this cost the nano-dollar integer may not map one-to-one to ``round(cost, 9)``."""
@@ -170,9 +177,9 @@ class Encoding:
         kept: indices into the table of the candidates in the model, ascending.
         instances: table instance indices present among ``kept``, ascending.
         batches / levels: the same for batch-size and offload-level indices.
-        cost_nano: ``C_k - base_nano`` (int64 nano-dollars) of the kept candidates.
-        base_nano: the smallest kept ``C_k``; the objective value in $ is
-            ``(sum + base_nano) / 1e9``.
+        cost_nano: ``C_k - base_nano`` (int64) of the kept candidates, in ``cost_unit``.
+        base_nano: the smallest kept ``C_k``.
+        cost_unit: ``"nano-$"`` or ``"cost rank"`` (see the module docstring).
         position: tie-break position ``P_k`` of the kept candidates (int64).
         removed: candidates dropped by the structural prefilter, by reason.
     """
@@ -189,10 +196,12 @@ class Encoding:
     base_nano: int
     position: np.ndarray
     removed: dict[str, int]
+    cost_unit: str = "nano-$"
 
     def cost_usd(self, j: int) -> float:
-        """Billed cost in $ of kept candidate ``j`` (position in ``kept``)."""
-        return (int(self.cost_nano[j]) + self.base_nano) / NANO
+        """Billed cost in $ of kept candidate ``j`` (position in ``kept``), rounded as the
+        ranker rounds it."""
+        return float(np.round(self.table.total_cost_usd[self.kept[j]], COST_DECIMALS))
 
 
 def kept_candidates(table: CandidateTable, prefilter: Prefilter = "structural") -> np.ndarray:
@@ -225,7 +234,12 @@ def encode(table: CandidateTable, prefilter: Prefilter = "structural") -> Encodi
     lv_index = np.searchsorted(table.levels, table.offload_ratio)
     batch_of = bs_index[kept]
     level_of = lv_index[kept]
-    c = nano_cost(table.total_cost_usd[kept])
+    cost = table.total_cost_usd[kept]
+    try:
+        c, unit = nano_cost(cost), "nano-$"
+    except ValueError:  # beyond exact nano-dollars: rank of the ranker's rounded cost
+        _, inv = np.unique(np.round(cost, COST_DECIMALS), return_inverse=True)
+        c, unit = inv.astype(np.int64).reshape(-1), "cost rank"
     base = int(c.min()) if c.size else 0
     removed = {"weights_fit": len(table) - kept.size} if prefilter == "structural" else {}
     return Encoding(
@@ -241,6 +255,7 @@ def encode(table: CandidateTable, prefilter: Prefilter = "structural") -> Encodi
         base_nano=base,
         position=tiebreak_position(table, kept),
         removed=removed,
+        cost_unit=unit,
     )
 
 

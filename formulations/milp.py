@@ -107,7 +107,8 @@ def build(enc: Encoding, subset: np.ndarray | None = None, objective: str = "cos
     t = enc.table
     sub = np.arange(enc.kept.size) if subset is None else np.asarray(subset)
     # the name heads LP/MPS files: it states the objective's unit and offset
-    what = "cost_nano_usd_above" if objective == "cost" else "tiebreak_position_at"
+    unit = "nano_usd" if enc.cost_unit == "nano-$" else "rank"
+    what = f"cost_{unit}_above" if objective == "cost" else "tiebreak_position_at"
     prob = pulp.LpProblem(f"infersave_joint_choice_{what}_{enc.base_nano}", pulp.LpMinimize)
     x = []
     for j in sub:

@@ -121,6 +121,17 @@ def test_price_cap_excludes_the_fastest_instance(exact_options: ModelOptions) ->
     assert_all_agree(table_for(gpus, insts, exact_options, batch_sizes=(1, 8, 100), workload=w2))
 
 
+def test_costs_beyond_exact_nano_dollars_use_the_cost_rank(exact_options: ModelOptions) -> None:
+    # 1e9 requests at an SLO of 1 token/s: hundreds of millions of dollars per candidate
+    w = Workload(900, 100, 10**9, slo_tps=1.0, max_price=10.0)
+    gpus = [gpu("S", 2.6e9), gpu("L", 8e9)]
+    insts = [instance("cheap", "S", 1.0, 8e9), instance("big", "L", 3.0, 8e9)]
+    t = table_for(gpus, insts, exact_options, batch_sizes=(1, 100), workload=w)
+    assert t.total_cost_usd.min() > encoding.MAX_EXACT_COST_USD
+    assert encoding.encode(t).cost_unit == "cost rank"
+    assert assert_all_agree(t) is not None
+
+
 def test_ties_go_to_higher_tps_then_name_batch_offload(exact_options: ModelOptions) -> None:
     # two identical instances: same cost and TPS everywhere; the ranker picks by name, then the
     # smaller batch and offload among equal (cost, TPS); the exact models must do the same
