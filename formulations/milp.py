@@ -241,9 +241,14 @@ def _run(model: MilpModel, solver: str, time_limit: float | None) -> tuple[int |
     import pulp
 
     prob = model.problem
+    t0 = time.perf_counter()
     prob.solve(_solver(solver, time_limit))
+    spent = time.perf_counter() - t0
     sol = prob.sol_status
     if sol == pulp.LpSolutionInfeasible or prob.status == pulp.LpStatusInfeasible:
+        # CBC reports "infeasible" when stopped by the time limit before any solution
+        if time_limit is not None and spent >= 0.9 * time_limit:
+            return None, "no_solution"
         return None, "infeasible"
     if sol not in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
         if time_limit is not None:

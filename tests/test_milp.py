@@ -305,3 +305,22 @@ def test_real_time_limit_is_passed_to_the_solvers(small_table) -> None:
             else milp.solve(small_table, solver=name, time_limit=5.0)
         )
         assert r.index == ranking.exhaustive(small_table) and r.status == "optimal"
+
+
+def test_tiny_real_time_limit_is_flagged_never_silent() -> None:
+    from infersave.solver.prepare import prepare
+
+    s = _scenario(input_len=1024, slo_tps=100, max_price=3, requests=1000)
+    table = prepare(s).table
+    k0 = ranking.exhaustive(table)
+    for fn, solver in (
+        (backends.milp_backend, "cbc"),
+        (backends.milp_backend, "highs"),
+        (backends.cp_backend, "cbc"),
+    ):
+        k, info = fn(table, s.model_copy(update={"solver": solver, "time_limit": 0.001}))
+        if info.status == "fallback":
+            assert "time limit" in info.note and k == k0
+        else:  # solved within the limit anyway: then it must be right or flagged
+            assert info.status in ("optimal", "time_limit") and table.feasible[k]
+            assert info.status == "time_limit" or k == k0
