@@ -63,9 +63,10 @@ def timed(args: list[str], check: bool = True) -> tuple[float, subprocess.Comple
     return wall, proc
 
 
-def generate(path: Path, n: int, seed: int, backend: str | None = None) -> None:
-    """``n`` workloads on us-east-1: chat, summarization and code completion mixes over
-    :data:`MODELS`, SLOs from 100 to 20,000 TPS, caps none to $40/h, both billing modes."""
+def generate(path: Path, n: int, seed: int, backend: str, solver: str | None = None) -> None:
+    """``n`` workloads on us-east-1 for ``backend``: chat, summarization and code completion
+    mixes over :data:`MODELS`, SLOs from 100 to 20,000 TPS, caps none to $40/h, both billing
+    modes; ``solver`` sets the MILP solver column."""
     rng = np.random.default_rng(seed)
     kinds = ((256, 1024, 64, 512), (2048, 6144, 64, 384), (256, 2048, 8, 96))
     cols = [
@@ -80,8 +81,9 @@ def generate(path: Path, n: int, seed: int, backend: str | None = None) -> None:
         "region",
         "billing",
     ]
-    if backend:
-        cols.append("backend")
+    cols.append("backend")
+    if solver:
+        cols.append("solver")
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(cols)
@@ -100,14 +102,16 @@ def generate(path: Path, n: int, seed: int, backend: str | None = None) -> None:
                 "us-east-1",
                 rng.choice(["hourly", "per-second"]),
             ]
-            if backend:
-                row.append(backend)
+            row.append(backend)
+            if solver:
+                row.append(solver)
             w.writerow(row)
 
 
 def batch_run(
     cmd: list[str], src: Path, out: Path, workers: int
 ) -> tuple[float, dict[str, object]]:
+    """Wall seconds and JSON summary of one ``infersave batch`` process (backend per row)."""
     args = [*cmd, "batch", str(src), "-o", str(out), "--format", "json"]
     if workers > 1:
         args += ["--workers", str(workers)]
@@ -123,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--exact-workloads", type=int, default=500, help="exact-backend batch size")
     p.add_argument("--workers", type=int, default=2, help="--workers for the exact backends")
     p.add_argument("--backends", default="milp,cp", help="exact backends to run, comma-separated")
+    p.add_argument("--milp-solver", default=None, help="cbc or highs (default: the scenario's)")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
 
@@ -150,16 +155,18 @@ def main(argv: list[str] | None = None) -> int:
         "--format",
         "json",
     ]
-    solves = [timed(solve)[0] for _ in range(a.repeats)]
-    print(
-        f"infersave solve (us-east-1, batch 1..256, step 0.1): median"
-        f" {statistics.median(solves):.3f} s (target < 1.5 s)"
-    )
+    for backend in ("default", "exhaustive"):
+        extra = [] if backend == "default" else ["--backend", backend]
+        solves = [timed([*solve, *extra])[0] for _ in range(a.repeats)]
+        print(
+            f"infersave solve, {backend} backend (us-east-1, batch 1..256, step 0.1): median"
+            f" {statistics.median(solves):.3f} s (target < 1.5 s)"
+        )
 
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         src = d / "workloads.csv"
-        generate(src, a.workloads, a.seed)
+        generate(src, a.workloads, a.seed, "exhaustive")
         wall, s = batch_run(cmd, src, d / "out.csv", 1)
         print(
             f"infersave batch, exhaustive, {a.workloads} workloads: {wall:.2f} s wall,"
@@ -174,11 +181,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"infersave batch, {backend}: skipped (backend not registered)")
                 continue
             src = d / f"workloads_{backend}.csv"
-            generate(src, a.exact_workloads, a.seed + 1, backend)
+            solver = a.milp_solver if backend == "milp" else None
+            generate(src, a.exact_workloads, a.seed + 1, backend, solver)
             wall, s = batch_run(cmd, src, d / f"out_{backend}.csv", a.workers)
             target = " (target >= 50 workloads/s)" if backend == "milp" else ""
             print(
-                f"infersave batch, {backend}, --workers {a.workers}, {a.exact_workloads}"
+                f"infersave batch, {backend}{'/' + solver if solver else ''}, --workers"
+                f" {a.workers}, {a.exact_workloads}"
                 f" workloads: {wall:.2f} s wall, {a.exact_workloads / wall:,.1f} workloads/s"
                 f" ({s['feasible']} feasible, {s['infeasible']} infeasible, {s['errors']}"
                 f" errors){target}"

@@ -28,12 +28,13 @@ EXAMPLE = Path(__file__).parent / "data" / "workloads_example.csv"
 
 GOOD = [
     {"name": "chat", "model": "llama-3.1-8b", "input_len": 512, "output_len": 256,
-     "requests": 20000, "slo_tps": 1000, "max_price": 5},
+     "requests": 20000, "slo_tps": 1000, "max_price": 5, "backend": "exhaustive"},
     {"name": "summ", "model": "opt-2.7b", "input_len": 1024, "output_len": 128,
      "requests": 1000, "slo_tps": 100, "max_price": 3, "batch_sizes": [8, 16, 32]},
     {"name": "big", "model": "llama-3.1-70b", "input_len": 512, "output_len": 256,
-     "requests": 1000, "slo_tps": 500},
+     "requests": 1000, "slo_tps": 500, "backend": "exhaustive"},
 ]  # fmt: skip
+"""Rows 1 and 3 take the vectorized path; row 2 the default backend (one scenario at a time)."""
 
 
 def normalized(result: Any) -> dict[str, Any]:
@@ -144,6 +145,7 @@ def random_scenarios(n: int, seed: int = 3) -> list[Scenario]:
                 billing=["hourly", "per-second"][i % 2],
                 dtype=["fp16", "fp8"][(i // 5) % 2],
                 top=[5, 0, 2][i % 3],
+                backend="exhaustive",
             )
         )
     out.append(out[0].model_copy(update={"region": "eu-west-1", "offload_step": 0.25}))
@@ -184,6 +186,24 @@ def test_solve_many_passes_errors_and_keeps_order() -> None:
     for i, s in ((0, good[0]), (3, good[1]), (5, good[2])):
         assert normalized(out[i]) == normalized(solve(s))
     assert sum(done) == 6
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_exact_backend_rows_equal_solve(workers: int) -> None:
+    """Rows of the default (exact) backend go through solve() itself, in-process or in a pool."""
+    from infersave.solver.solve import BACKENDS
+
+    exact = [b for b in ("milp", "cp") if b in BACKENDS]
+    if not exact:
+        pytest.skip("no exact backend registered")
+    base = random_scenarios(6, seed=5)[:6]
+    scenarios = [
+        s.model_copy(update={"backend": exact[i % len(exact)]}) for i, s in enumerate(base)
+    ]
+    scenarios.insert(2, base[0])  # an exhaustive row among them
+    out = solve_many(scenarios, workers=workers)
+    for s, r in zip(scenarios, out, strict=True):
+        assert normalized(r) == normalized(solve(s))
 
 
 def test_unavailable_backend_is_an_error_row(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -348,7 +368,7 @@ def test_cli_bad_rows_among_good_ones(tmp_path: Path, ext: str) -> None:
 
 def test_cli_example_file_and_passthrough(tmp_path: Path) -> None:
     out = tmp_path / "rec.csv"
-    res = cli("batch", str(EXAMPLE), "-o", str(out), "--quiet")
+    res = cli("batch", str(EXAMPLE), "-o", str(out), "--quiet", "--backend", "exhaustive")
     assert res.exit_code == 0, res.output
     assert res.stderr == ""  # --quiet: no summary
     rows = read_csv(out)
@@ -365,7 +385,7 @@ def test_cli_default_backend_option(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     from infersave.solver import solve as solve_mod
 
     monkeypatch.setattr(solve_mod, "BACKENDS", {"exhaustive": solve_mod.BACKENDS["exhaustive"]})
-    path = write_csv(tmp_path / "in.csv", [GOOD[0], {**GOOD[1], "backend": "exhaustive"}])
+    path = write_csv(tmp_path / "in.csv", [GOOD[1], GOOD[0]])  # no backend; exhaustive
     out = tmp_path / "out.jsonl"
     res = cli("batch", str(path), "-o", str(out), "--backend", "milp", "-q")
     assert res.exit_code == 0
@@ -435,6 +455,7 @@ def test_subprocess_batch_with_workers(tmp_path: Path) -> None:
 
     exact = next((b for b in ("milp", "cp") if b in BACKENDS), "milp")
     rows = [GOOD[0], {**GOOD[1], "backend": exact}, {**GOOD[0], "backend": exact}, GOOD[2]]
+    rows += [{**GOOD[1], "backend": exact, "slo_tps": slo} for slo in (50, 200, 400)]
     path = write_csv(tmp_path / "in.csv", rows)
     out = tmp_path / "out.csv"
     proc = subprocess.run(
@@ -444,9 +465,9 @@ def test_subprocess_batch_with_workers(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == ""
-    assert "4 workloads" in proc.stderr
+    assert "7 workloads" in proc.stderr
     got = read_csv(out)
-    assert [r["name"] for r in got] == ["chat", "summ", "chat", "big"]
+    assert [r["name"] for r in got] == ["chat", "summ", "chat", "big", "summ", "summ", "summ"]
     if exact in BACKENDS:
         ref = solve(batch_io.scenario_from_fields(rows[1]))
         assert got[1]["status"] == ref.status
