@@ -120,9 +120,8 @@ def result_from(
         )
     rec = make_record(table, k, cal)
     chosen_inst = table.instance_idx[k]
-    alts: list[Record] = [
-        make_record(table, int(j), cal) for j in ordered if table.instance_idx[j] != chosen_inst
-    ][: s.top]
+    others = [int(j) for j in ordered if table.instance_idx[j] != chosen_inst][: s.top]
+    alts: list[Record] = [make_record(table, j, cal) for j in others]
     savings = None
     if base is not None and base.total_cost_usd > 0:
         savings = 100.0 * (base.total_cost_usd - rec.total_cost_usd) / base.total_cost_usd
