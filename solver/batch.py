@@ -14,6 +14,7 @@ Scenarios of the exact backends (``milp``, ``cp``) are solved one by one with
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -149,6 +150,16 @@ def _solve_one(s: Scenario) -> Outcome:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """A process pool: forked (cheap: caches and imports are inherited) unless a solver
+    library with threads of its own is already loaded here, which a fork could deadlock."""
+    import multiprocessing as mp
+
+    threaded = any(m in sys.modules for m in ("ortools", "highspy"))
+    method = "fork" if "fork" in mp.get_all_start_methods() and not threaded else "spawn"
+    return ProcessPoolExecutor(workers, mp_context=mp.get_context(method))
+
+
 def solve_many(
     scenarios: Sequence[Scenario | Exception],
     workers: int = 1,
@@ -182,7 +193,7 @@ def solve_many(
     if progress is not None and any(isinstance(s, Exception) for s in scenarios):
         progress(sum(isinstance(s, Exception) for s in scenarios))
 
-    pool = ProcessPoolExecutor(workers) if workers > 1 and len(exact) > 1 else None
+    pool = _pool(workers) if workers > 1 and len(exact) > 1 else None
     try:
         futures: list[tuple[int, Future[Outcome]]] = []
         if pool is not None:
