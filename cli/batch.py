@@ -113,7 +113,7 @@ def batch(
         if isinstance(fields, Exception):
             items.append((row, {}, fields))
             continue
-        if backend is not None and batch_io._is_blank(fields.get("backend")):
+        if backend is not None and batch_io.is_blank(fields.get("backend")):
             fields = {**fields, "backend": backend}
         try:
             items.append((row, fields, batch_io.scenario_from_fields(fields, row)))

@@ -182,7 +182,8 @@ def read_workloads(path: str | Path) -> list[Row]:
     return _read_yaml(text)
 
 
-def _is_blank(value: Any) -> bool:
+def is_blank(value: Any) -> bool:
+    """Whether a cell is empty (None or only whitespace): the field takes its default."""
     return value is None or (isinstance(value, str) and not value.strip())
 
 
@@ -206,7 +207,7 @@ def scenario_from_fields(fields: Mapping[str, Any], row: int | None = None) -> S
             close = difflib.get_close_matches(key, list(known) + list(PASSTHROUGH), n=2)
             hint = f"; did you mean {' or '.join(close)}?" if close else ""
             raise InputError(f"{where}unknown field {key!r}{hint}")
-        if _is_blank(value):
+        if is_blank(value):
             continue
         if key == "batch_sizes" and isinstance(value, str):
             from infersave.cli.common import parse_batch_sizes
@@ -264,7 +265,7 @@ def result_row(
             message = f"row {row}: {message}"
         out.update(status="error", message=message)
         src: Mapping[str, Any] = scenario.model_dump() if scenario is not None else fields
-        out.update({k: (None if _is_blank(src.get(k)) else src.get(k)) for k in KEY_FIELDS})
+        out.update({k: (None if is_blank(src.get(k)) else src.get(k)) for k in KEY_FIELDS})
         out.update(recommendation=None, baseline_instance_type=None, baseline_cost_usd=None)
         out.update(savings_pct=None, saved_usd=None)
         return out
