@@ -447,6 +447,8 @@ def run() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("infersave: interrupted\n")
         sys.exit(130)
+    if code == 130:  # typer turns KeyboardInterrupt into exit code 130
+        sys.stderr.write("infersave: interrupted\n")
     sys.exit(code if isinstance(code, int) else 0)
 
 

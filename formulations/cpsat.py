@@ -111,6 +111,9 @@ def _run(cp: CpModel, time_limit: float | None) -> tuple[int | None, str]:
 
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = 1
+    # CP-SAT catches SIGINT by default and ends the process on it; let Ctrl-C reach Python so
+    # the CLI can clean up (batch output stays whole-or-nothing) and say "interrupted".
+    solver.parameters.catch_sigint_signal = False
     if time_limit is not None:
         solver.parameters.max_time_in_seconds = float(time_limit)
     st = solver.solve(cp.model)
