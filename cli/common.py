@@ -158,7 +158,7 @@ BackendOpt = Annotated[
     typer.Option("--backend", help="Search: milp (PuLP), cp (CP-SAT) or exhaustive (brute force)."),
 ]
 SolverOpt = Annotated[
-    str | None, typer.Option("--solver", help="MILP solver: cbc (default) or highs.")
+    str | None, typer.Option("--solver", help="MILP solver: highs (default; in-process) or cbc.")
 ]
 TimeLimitOpt = Annotated[
     float | None, typer.Option("--time-limit", help="Solver time limit, seconds.")

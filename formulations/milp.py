@@ -28,7 +28,21 @@ ones with ``C_k > C*``, so dropping them is ``fix cost <= C*`` done exactly, wit
 and minimizes the tie-break position ``P_k`` (TPS descending, then instance name, batch size,
 offload ratio, as :func:`infersave.solver.ranking.rank`). Positions are distinct for distinct
 keys, so the answer is the ranker's first candidate whenever both stages are optimal.
-Optimality gaps are set to 0 (absolute gap 0.5 < one unit of the integer objective).
+Optimality gaps are set to 0 (absolute gap 0.5 < one unit of the integer objective). Stage 2
+runs only when two or more feasible candidates share ``C*`` (counted on the table, whose
+feasible set the model's is); otherwise stage 1's pick is the ranker's first candidate already.
+
+**What is solved.** :func:`solve` builds the model over the candidates the table finds feasible
+on their own (prefilter ``"feasible"``, see :func:`.encoding.kept_candidates`): the named rows
+are all there but cut nothing, and the model is about a third of the full one. If no candidate
+is feasible the answer is ``infeasible`` and the solver is not called (the note says so).
+:func:`write_model` writes the model with the structural prefilter, where the rows bite.
+
+**Two paths.** ``--solver highs`` (default) builds the model as numpy CSC arrays
+(:func:`columns`, no PuLP, no per-candidate Python loop) and passes it in one call to one
+``highspy.Highs`` per process; stage 2 changes that model in place (objective ``P``, upper
+bound 0 on every ``x_k`` with ``C_k > C*``) instead of rebuilding it. ``--solver cbc`` builds
+the same model with PuLP (:func:`build`, named variables) and runs the CBC binary PuLP ships.
 """
 
 from __future__ import annotations
@@ -158,6 +172,228 @@ def build(enc: Encoding, subset: np.ndarray | None = None, objective: str = "cos
     return MilpModel(prob, x, sub, enc)
 
 
+@dataclass(frozen=True)
+class ColumnModel:
+    """The MILP of :func:`build` as column-wise (CSC) arrays, for passing to HiGHS in one call.
+
+    Columns: ``x_k`` for the kept candidates ``enc.kept[subset]`` (first ``n_x`` columns), then
+    ``y_i``, ``z_b``, ``w_c``; all binary. Rows (``row_names``) as in :func:`build`:
+    ``exactly_one_configuration``, ``link_instance_*`` ... ``exactly_one_instance``,
+    ``link_batch_size_*`` ... ``exactly_one_batch_size``, ``link_offload_level_*`` ...
+    ``exactly_one_offload_level``, then the named rows of :func:`.encoding.float_rows`.
+    """
+
+    cost: np.ndarray
+    row_lower: np.ndarray
+    row_upper: np.ndarray
+    start: np.ndarray
+    index: np.ndarray
+    value: np.ndarray
+    n_x: int
+    row_names: tuple[str, ...]
+
+    @property
+    def num_col(self) -> int:
+        """Columns: ``x``, then ``y``, ``z``, ``w``."""
+        return int(self.cost.size)
+
+    @property
+    def num_row(self) -> int:
+        """Rows, named in ``row_names``."""
+        return int(self.row_lower.size)
+
+
+def columns(
+    enc: Encoding, subset: np.ndarray | None = None, objective: str = "cost"
+) -> ColumnModel:
+    """The model of :func:`build` (same variables, rows and coefficients) as numpy CSC arrays,
+    built without a per-candidate Python loop.
+
+    Raises:
+        ValueError: on an unknown objective.
+    """
+    if objective not in ("cost", "tiebreak"):
+        raise ValueError(f"unknown objective {objective!r}")
+    t = enc.table
+    sub = np.arange(enc.kept.size) if subset is None else np.asarray(subset)
+    n = sub.size
+    names: list[str] = ["exactly_one_configuration"]
+    lower: list[float] = [1.0]
+    upper: list[float] = [1.0]
+    # per group kind: the group of each x column, the link row of each group, the group ids
+    x_rows = [np.zeros(n, dtype=np.int64)]
+    x_vals = [np.ones(n)]
+    aux_cols: list[tuple[np.ndarray, np.ndarray]] = []  # per aux column: (rows, values)
+    inst_ids = np.zeros(0, dtype=np.int64)
+    for kind, of, label in (
+        ("instance", enc.instance_of[sub], lambda g: _inst_name(t, g)),
+        ("batch_size", enc.batch_of[sub], lambda g: f"bs{int(t.batch_sizes[g])}"),
+        ("offload_level", enc.level_of[sub], lambda g: f"off{_label(t.levels[g])}"),
+    ):
+        ids, inv = np.unique(of, return_inverse=True)
+        first = len(names)
+        names.extend(f"link_{kind}_{label(g)}" for g in ids)
+        one = len(names)
+        names.append(f"exactly_one_{kind}")
+        lower.extend([0.0] * ids.size + [1.0])
+        upper.extend([0.0] * ids.size + [1.0])
+        x_rows.append(first + inv.reshape(-1))
+        x_vals.append(np.ones(n))
+        for r in range(ids.size):
+            aux_cols.append((np.array([first + r, one]), np.array([-1.0, 1.0])))
+        if kind == "instance":
+            inst_ids = ids
+    n_inst = inst_ids.size
+    for row in float_rows(enc):
+        r = len(names)
+        names.append(row.name)
+        lower.append(row.rhs if row.sense == ">=" else -np.inf)
+        upper.append(row.rhs if row.sense == "<=" else np.inf)
+        if row.over == "instance":  # coefficients of the y columns (the first aux columns)
+            coef = row.coef[np.searchsorted(enc.instances, inst_ids)]
+            for c in range(n_inst):
+                if coef[c] != 0:
+                    rows_c, vals_c = aux_cols[c]
+                    aux_cols[c] = (np.append(rows_c, r), np.append(vals_c, float(coef[c])))
+        else:
+            x_rows.append(np.full(n, r, dtype=np.int64))
+            x_vals.append(np.asarray(row.coef[sub], dtype=np.float64))
+    rows = np.stack(x_rows, axis=1)  # (n, entries per x column), rows ascending
+    vals = np.stack(x_vals, axis=1)
+    nz = vals != 0
+    counts = np.concatenate([nz.sum(axis=1), [rc.size for rc, _ in aux_cols]])
+    start = np.zeros(counts.size + 1, dtype=np.int32)
+    np.cumsum(counts, out=start[1:])
+    index = np.concatenate([rows[nz], *(rc for rc, _ in aux_cols)]).astype(np.int32)
+    value = np.concatenate([vals[nz], *(vc for _, vc in aux_cols)])
+    obj = enc.cost_nano[sub] if objective == "cost" else enc.position[sub]
+    cost = np.concatenate([obj.astype(np.float64), np.zeros(len(aux_cols))])
+    return ColumnModel(
+        cost=cost,
+        row_lower=np.array(lower),
+        row_upper=np.array(upper),
+        start=start,
+        index=index,
+        value=value,
+        n_x=n,
+        row_names=tuple(names),
+    )
+
+
+_HIGHS: list = []
+"""The one ``highspy.Highs`` of this process (created on first use, reused by every solve)."""
+
+
+def _highs():
+    """This process's ``highspy.Highs``, with the options every solve uses.
+
+    Raises:
+        SolverUnavailable: highspy cannot be imported.
+    """
+    if not _HIGHS:
+        try:
+            import highspy
+        except ImportError as exc:
+            raise SolverUnavailable(f"solver highs is not available: {exc}") from exc
+        h = highspy.Highs()
+        for key, val in (
+            ("output_flag", False),
+            ("threads", 1),
+            ("mip_rel_gap", 0.0),
+            ("mip_abs_gap", 0.5),  # < one unit of the integer objective
+        ):
+            h.setOptionValue(key, val)
+        _HIGHS.append(h)
+    return _HIGHS[0]
+
+
+def _highs_run(h, n_x: int, time_limit: float | None) -> tuple[int | None, str]:
+    """Run HiGHS on its current model; return (chosen x column, status)."""
+    import highspy
+
+    h.setOptionValue("time_limit", float("inf") if time_limit is None else float(time_limit))
+    h.run()
+    ms = h.getModelStatus()
+    st = highspy.HighsModelStatus
+    if ms == st.kInfeasible:
+        return None, "infeasible"
+    if ms == st.kOptimal:
+        status = "optimal"
+    elif ms in (st.kTimeLimit, st.kInterrupt, st.kHighsInterrupt, st.kSolutionLimit):
+        if h.getInfo().primal_solution_status != 2:  # 2: a feasible solution is known
+            return None, "no_solution"
+        status = "time_limit"
+    else:
+        raise RuntimeError(f"highs returned status {h.modelStatusToString(ms)!r}")
+    vals = np.asarray(h.getSolution().col_value[:n_x])
+    j = int(np.argmax(vals))
+    if vals[j] < 0.5:
+        raise RuntimeError("highs returned no chosen configuration")
+    return j, status
+
+
+def _solve_highs(
+    enc: Encoding, time_limit: float | None, t0: float
+) -> tuple[int | None, str, str, int, int]:
+    """Both stages with highspy directly: (position in ``enc.kept`` or None, status, note,
+    variables, constraints of stage 1)."""
+    h = _highs()
+    cm = columns(enc)
+    h.clearModel()
+    h.passModel(
+        cm.num_col,
+        cm.num_row,
+        int(cm.index.size),
+        1,  # MatrixFormat.kColwise
+        1,  # ObjSense.kMinimize
+        0.0,
+        cm.cost,
+        np.zeros(cm.num_col),
+        np.ones(cm.num_col),
+        cm.row_lower,
+        cm.row_upper,
+        cm.start,
+        cm.index,
+        cm.value,
+        np.ones(cm.num_col, dtype=np.int32),  # all binary
+    )
+    j, status = _highs_run(h, cm.n_x, time_limit)
+    if j is None:
+        return None, status, "", cm.num_col, cm.num_row
+    tied = _tied(enc, j)
+    note = ""
+    if tied.size > 1 and status == "optimal":
+        # stage 2: the same model with x_k fixed to 0 where C_k > C* (cost <= C* exactly),
+        # minimizing the tie-break position
+        n = cm.n_x
+        others = np.setdiff1d(np.arange(n), tied).astype(np.int32)
+        if others.size:
+            h.changeColsBounds(others.size, others, np.zeros(others.size), np.zeros(others.size))
+        cols = np.arange(n, dtype=np.int32)
+        h.changeColsCost(n, cols, enc.position.astype(np.float64))
+        left = None if time_limit is None else max(time_limit - (time.perf_counter() - t0), 0.01)
+        j2, status2 = _highs_run(h, n, left)
+        if j2 is None:  # cannot happen: stage 1's pick is feasible in stage 2
+            note = f"tie-break stage returned {status2}; kept the stage-1 pick"
+        else:
+            j = j2
+            if status2 != "optimal":
+                status = "time_limit"
+                note = "tie-break stage stopped at the time limit"
+    elif status == "time_limit":
+        note = "time limit reached: best configuration found so far, not proven cheapest"
+    return j, status, note, cm.num_col, cm.num_row
+
+
+def _tied(enc: Encoding, j: int) -> np.ndarray:
+    """Positions in ``enc.kept`` of the feasible candidates whose integer cost equals that of
+    ``j``: the tie-break stage is needed only when there are two or more. The table decides
+    feasibility here, which is sound because the model's feasible set is ``table.feasible``
+    (guarded rows, see :mod:`.encoding`)."""
+    same = enc.cost_nano == enc.cost_nano[j]
+    return np.flatnonzero(same & enc.table.feasible[enc.kept])
+
+
 def _bulk_highs_class():
     """PuLP's HiGHS API with the model passed to highspy in bulk (three calls instead of one
     per column and row; PuLP's per-column ``changeColIntegrality`` dominates the solve time
@@ -263,18 +499,26 @@ def _run(model: MilpModel, solver: str, time_limit: float | None) -> tuple[int |
 
 def solve(
     table: CandidateTable,
-    solver: str = "cbc",
+    solver: str = "highs",
     time_limit: float | None = None,
-    prefilter: Prefilter = "structural",
+    prefilter: Prefilter = "feasible",
 ) -> ExactResult:
     """The cheapest feasible candidate by MILP, ties broken as the ranker (two stages).
 
+    ``highs`` builds the model as numpy arrays (:func:`columns`) and passes it to this
+    process's ``highspy.Highs`` in one call (no PuLP); ``cbc`` builds it with PuLP
+    (:func:`build`) and runs PuLP's bundled CBC as a subprocess. The tie-break stage runs only
+    when two or more feasible candidates share the optimal integer cost.
+
     Args:
         table: the candidate table.
-        solver: ``"cbc"`` or ``"highs"``.
+        solver: ``"highs"`` or ``"cbc"``.
         time_limit: wall seconds for all stages; on expiry the best pick so far is returned
             with status ``time_limit`` (or ``no_solution``).
-        prefilter: see :func:`.encoding.kept_candidates`.
+        prefilter: see :func:`.encoding.kept_candidates`. The default ``"feasible"`` solves
+            over the candidates the table finds feasible on their own (the named rows stay in
+            the model); when there is none the result is ``infeasible`` without calling the
+            solver, and the note says so.
 
     Raises:
         ValueError: unknown solver or prefilter.
@@ -282,23 +526,32 @@ def solve(
         RuntimeError: the solver failed (crash, unexpected status).
     """
     t0 = time.perf_counter()
-    _solver(solver, time_limit)  # fail early if unavailable
+    if solver == "highs":
+        _highs()  # fail early if unavailable
+    else:
+        _solver(solver, time_limit)
     enc = encode(table, prefilter)
     if enc.kept.size == 0:
+        if prefilter == "feasible":
+            why = "no candidate satisfies every constraint on its own; the solver was not called"
+        elif prefilter == "structural":
+            why = "no instance can hold the model weights (structural prefilter)"
+        else:
+            why = "no candidates"
+        return ExactResult(None, "infeasible", None, time.perf_counter() - t0, note=why)
+    if solver == "highs":
+        j, status, note, nvar, ncon = _solve_highs(enc, time_limit, t0)
+        if j is None:
+            return ExactResult(None, status, None, time.perf_counter() - t0, "", nvar, ncon)
         return ExactResult(
-            None,
-            "infeasible",
-            None,
-            time.perf_counter() - t0,
-            note="no instance can hold the model weights (structural prefilter)",
+            int(enc.kept[j]), status, enc.cost_usd(j), time.perf_counter() - t0, note, nvar, ncon
         )
     m1 = build(enc)
     nvar, ncon = m1.problem.numVariables(), m1.problem.numConstraints()
     j, status = _run(m1, solver, time_limit)
     if j is None:
         return ExactResult(None, status, None, time.perf_counter() - t0, "", nvar, ncon)
-    best = int(enc.cost_nano[j])
-    tied = np.flatnonzero(enc.cost_nano == best)
+    tied = _tied(enc, j)
     note = ""
     if tied.size > 1 and status == "optimal":
         left = None if time_limit is None else max(time_limit - (time.perf_counter() - t0), 0.01)
@@ -321,6 +574,12 @@ def solve(
 def write_model(table: CandidateTable, path: str, prefilter: Prefilter = "structural") -> None:
     """Write the stage-1 model to ``path``: MPS if it ends in ``.mps``, else LP format.
 
+    The written model uses the ``"structural"`` prefilter by default (only instances that
+    cannot hold the weights leave it), not the ``"feasible"`` one :func:`solve` uses: a reader
+    then sees the memory, per-layer KV, host memory, price and TPS rows exclude candidates,
+    which the solved model has no candidate left for them to exclude. Both have the same
+    optimum (the feasible set is ``table.feasible`` either way).
+
     Raises:
         OSError: if the file cannot be written.
     """
@@ -331,4 +590,14 @@ def write_model(table: CandidateTable, path: str, prefilter: Prefilter = "struct
         m.problem.writeLP(str(path))
 
 
-__all__ = ["SOLVERS", "ExactResult", "MilpModel", "Row", "SolverUnavailable", "build", "solve"]
+__all__ = [
+    "SOLVERS",
+    "ColumnModel",
+    "ExactResult",
+    "MilpModel",
+    "Row",
+    "SolverUnavailable",
+    "build",
+    "columns",
+    "solve",
+]

@@ -46,7 +46,7 @@ class Scenario(BaseModel):
     include_non_nvidia: bool = False
     calibration: str = "default"
     backend: Backend = "milp"
-    solver: str = "cbc"
+    solver: str = "highs"
     time_limit: PositiveFloat | None = None
     top: int = Field(default=5, ge=0)
 

@@ -217,6 +217,70 @@ def test_named_constraints_and_linking(exact_options: ModelOptions, tmp_path) ->
     assert mps.read_text().startswith("*SENSE:Minimize") or "ROWS" in mps.read_text()
 
 
+def test_highs_arrays_are_the_pulp_model(exact_options: ModelOptions) -> None:
+    # the numpy (CSC) model passed to highspy has the rows, columns and nonzeros of PuLP's
+    gpus = [gpu("S", 2.6e9), gpu("L", 8e9)]
+    insts = [instance("cheap", "S", 1.0, 3e8), instance("big", "L", 3.0, 8e9)]
+    t = table_for(gpus, insts, exact_options, batch_sizes=(1, 8, 100))
+    for prefilter in ("structural", "none"):
+        enc = encoding.encode(t, prefilter)
+        m, cm = milp.build(enc), milp.columns(enc)
+        cons = {c.name: c for c in m.problem.constraints()}
+        assert cm.row_names == tuple(cons)
+        assert cm.num_col == m.problem.numVariables() and cm.n_x == enc.kept.size
+        nnz = sum(sum(1 for _, a in c.items() if a != 0) for c in cons.values())
+        assert cm.index.size == nnz and cm.start[-1] == nnz
+        # column j of x: its coefficient in each named row equals PuLP's
+        for name in ("memory_feasibility", "tps_slo", "exactly_one_configuration"):
+            r = cm.row_names.index(name)
+            dense = np.zeros(cm.num_col)
+            for col in range(cm.num_col):
+                seg = slice(cm.start[col], cm.start[col + 1])
+                hit = cm.index[seg] == r
+                if hit.any():
+                    dense[col] = cm.value[seg][hit][0]
+            row = dict(cons[name].items())
+            want = np.array([row.get(v, 0.0) for v in m.x])
+            assert np.array_equal(dense[: cm.n_x], want), name
+
+
+@pytest.mark.parametrize("solver", ["highs", "cbc"])
+def test_every_prefilter_gives_the_same_pick(exact_options: ModelOptions, solver: str) -> None:
+    gpus = [gpu("S", 2.6e9), gpu("L", 8e9), gpu("T", 1.5e9)]
+    insts = [
+        instance("cheap", "S", 1.0, 3e8),
+        instance("mid", "S", 1.5, 8e9),
+        instance("big", "L", 3.0, 8e9),
+        instance("tiny", "T", 0.5, 8e9),
+    ]
+    t = table_for(gpus, insts, exact_options, batch_sizes=(1, 8, 100), step=0.25)
+    k = ranking.exhaustive(t)
+    assert k is not None and not t.feasible.all()
+    for prefilter in ("feasible", "structural", "none"):
+        r = milp.solve(t, solver=solver, prefilter=prefilter)
+        assert (r.index, r.status) == (k, "optimal"), prefilter
+    enc = encoding.encode(t, "feasible")
+    assert enc.kept.size == t.feasible.sum()
+    assert enc.removed["weights_fit"] + enc.removed["infeasible"] == len(t) - enc.kept.size
+
+
+def test_nothing_feasible_skips_the_solver(exact_options: ModelOptions, monkeypatch) -> None:
+    w = Workload(900, 100, 1000, slo_tps=1e12, max_price=10.0)
+    t = table_for([gpu("G", 8e9)], [instance("i", "G", 1.0, 8e9)], exact_options, workload=w)
+
+    def boom(*a, **kw):
+        raise AssertionError("the solver was called")
+
+    monkeypatch.setattr(milp, "_solve_highs", boom)
+    monkeypatch.setattr(milp, "_run", boom)
+    for solver in ("highs", "cbc"):
+        r = milp.solve(t, solver=solver)
+        assert r.index is None and r.status == "infeasible"
+        assert "solver was not called" in r.note
+        k, info = backends.milp_backend(t, _scenario(solver=solver))
+        assert k is None and info.status == "infeasible" and "not called" in info.note
+
+
 def test_guard_keeps_the_tables_verdict_within_solver_tolerance() -> None:
     v = np.array([-1.0, 1e-9, -1e-9, 2.0])
     ok = np.array([True, False, True, True])  # last: the table says ok despite round-off
@@ -263,7 +327,7 @@ def test_unknown_solver_is_bad_input(small_table) -> None:
 @pytest.mark.parametrize(
     "outcome, expect",
     [
-        (RuntimeError("segfault in solver"), "cbc failed: segfault in solver"),
+        (RuntimeError("segfault in solver"), "highs failed: segfault in solver"),
         (ImportError("no module named highspy"), "cannot be loaded"),
         (milp.SolverUnavailable("solver cbc is not available"), "not available"),
         (milp.ExactResult(None, "no_solution", None, 1.0), "time limit reached before"),
