@@ -187,6 +187,8 @@ def test_every_exact_backend_returns_the_exhaustive_optimum(table) -> None:
         assert r.index == k  # and the same configuration: ties broken as the ranker
         if r.index is not None:
             assert table.feasible[r.index]
+    # the rows doing the filtering (relaxation often fractional: branch and bound)
+    assert milp.solve(table, solver="highs", prefilter="structural").index == k
 
 
 # --- the model reads like the paper ----------------------------------------------------------
@@ -262,6 +264,30 @@ def test_every_prefilter_gives_the_same_pick(exact_options: ModelOptions, solver
     enc = encoding.encode(t, "feasible")
     assert enc.kept.size == t.feasible.sum()
     assert enc.removed["weights_fit"] + enc.removed["infeasible"] == len(t) - enc.kept.size
+
+
+def test_highs_relaxation_first_then_branch_and_bound(exact_options: ModelOptions, monkeypatch):
+    # over the feasible candidates the relaxation is integral (no branch and bound); over all of
+    # them a cheap slow GPU and a fast one can be mixed to meet the SLO on average, so the
+    # relaxation is fractional and the MIP solve must give the exact answer
+    gpus = [gpu("slow", 8e9, tflops=50), gpu("fast", 8e9, tflops=500, bw_gbs=5000)]
+    insts = [instance("slow-1", "slow", 1.0, 8e9), instance("fast-1", "fast", 4.0, 8e9)]
+    w = Workload(900, 100, 1000, slo_tps=50_000.0, max_price=float("inf"))
+    t = table_for(gpus, insts, exact_options, batch_sizes=(1, 8, 100), workload=w)
+    k = ranking.exhaustive(t)
+    assert k is not None and t.inst.instances[t.instance_idx[k]].instance_type == "fast-1"
+    assert t.tps[t.instance_idx == 0].max() < 50_000  # slow-1 alone never meets the SLO
+    calls: list[int] = []
+    real = milp._highs_mip
+
+    def spy(*a, **kw):
+        calls.append(1)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(milp, "_highs_mip", spy)
+    assert milp.solve(t).index == k and not calls
+    r = milp.solve(t, prefilter="none")
+    assert (r.index, r.status) == (k, "optimal") and calls
 
 
 def test_nothing_feasible_skips_the_solver(exact_options: ModelOptions, monkeypatch) -> None:
