@@ -3,8 +3,15 @@ the fault handling that keeps them from ever giving a silent wrong answer.
 
 PuLP and OR-Tools are imported inside the functions, so ``infersave --help`` loads neither.
 
+The MILP is solved over the candidates the table finds feasible on their own (the named rows
+stay in the model; see :func:`infersave.formulations.milp.solve`), with HiGHS in-process by
+default; ``--write-model`` writes it with only the structural prefilter, so the rows visibly
+exclude candidates.
+
 Faults and what the user gets (``SolverInfo.status`` / ``note``):
 
+- nothing is feasible in the table: the MILP solver is not called; status ``infeasible``, the
+  note says so.
 - solver proves the model infeasible: no recommendation (the closest miss is explained), status
   ``infeasible``; if the table nevertheless has a feasible candidate, that contradiction is a bug,
   so the exhaustive ranker answers and the note says so (status ``fallback``).
@@ -93,7 +100,7 @@ def _checked(
 
 def milp_backend(table: CandidateTable, scenario: Scenario) -> tuple[int | None, SolverInfo]:
     """Search ``table`` with the MILP of :mod:`infersave.formulations.milp` and
-    ``scenario.solver`` (cbc or highs) within ``scenario.time_limit`` seconds.
+    ``scenario.solver`` (highs, the default, or cbc) within ``scenario.time_limit`` seconds.
 
     Returns the chosen candidate index (None: infeasible) and how it was found.
 
