@@ -63,6 +63,16 @@ class InstanceArrays:
     calibrated: np.ndarray  # bool: a calibration entry applied to this GPU
 
 
+def instance_name_rank(inst: InstanceArrays) -> np.ndarray:
+    """Position of each instance's type name in sorted order, int64 of shape ``(I,)``: the
+    ranker's tie-break after cost and TPS, shared by every backend."""
+    names = [i.instance_type for i in inst.instances]
+    order = np.argsort(np.array(names, dtype=object), kind="stable")
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[order] = np.arange(len(names))
+    return rank
+
+
 def instance_arrays(
     instances: Sequence[Instance],
     gpus: Mapping[str, GPU],

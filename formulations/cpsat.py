@@ -31,7 +31,7 @@ import time
 import numpy as np
 
 from infersave.formulations.candidates import CandidateTable
-from infersave.formulations.encoding import Encoding, Prefilter, encode, int_rows
+from infersave.formulations.encoding import Encoding, Prefilter, empty_note, encode, int_rows
 from infersave.formulations.milp import ExactResult, _inst_name, _label
 
 INT_LIMIT = 2**62
@@ -132,9 +132,13 @@ def _run(cp: CpModel, time_limit: float | None) -> tuple[int | None, str]:
 
 
 def solve(
-    table: CandidateTable, time_limit: float | None = None, prefilter: Prefilter = "structural"
+    table: CandidateTable, time_limit: float | None = None, prefilter: Prefilter = "feasible"
 ) -> ExactResult:
     """The cheapest feasible candidate by CP-SAT, ties broken as the ranker.
+
+    Like the MILP, it solves over the candidates that satisfy every constraint on their own
+    (issue #3: "after removing candidates that are infeasible on their own"); the named
+    constraints stay in the model, and :func:`write_model` keeps the structural prefilter.
 
     Args:
         table: the candidate table.
@@ -155,7 +159,7 @@ def solve(
             "infeasible",
             None,
             time.perf_counter() - t0,
-            note="no instance can hold the model weights (structural prefilter)",
+            note=empty_note(prefilter),
         )
     cp = CpModel(enc)
     proto = cp.model.proto

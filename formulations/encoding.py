@@ -53,7 +53,7 @@ from typing import Literal
 
 import numpy as np
 
-from infersave.formulations.candidates import GIB, CandidateTable
+from infersave.formulations.candidates import GIB, CandidateTable, instance_name_rank
 
 Prefilter = Literal["feasible", "structural", "none"]
 Sense = Literal["<=", ">="]
@@ -125,14 +125,6 @@ def nano_cost(cost_usd: np.ndarray) -> np.ndarray:
     return np.rint(c * NANO).astype(np.int64)
 
 
-def _name_rank(table: CandidateTable) -> np.ndarray:
-    names = [inst.instance_type for inst in table.inst.instances]
-    order = np.argsort(np.array(names, dtype=object), kind="stable")
-    rank = np.empty(len(names), dtype=np.int64)
-    rank[order] = np.arange(len(names))
-    return rank[table.instance_idx]
-
-
 def tiebreak_position(table: CandidateTable, idx: np.ndarray) -> np.ndarray:
     """Position (0 = preferred) of each candidate of ``idx`` in the ranker's tie-break order:
     TPS descending, instance type name, batch size ascending, offload ratio ascending.
@@ -142,7 +134,7 @@ def tiebreak_position(table: CandidateTable, idx: np.ndarray) -> np.ndarray:
     keys = (
         table.offload_ratio[idx],
         table.batch_size[idx],
-        _name_rank(table)[idx],
+        instance_name_rank(table.inst)[table.instance_idx[idx]],
         -table.tps[idx],
     )
     order = np.lexsort(keys)
@@ -350,3 +342,12 @@ def int_rows(enc: Encoding) -> list[Row]:
     coef = guard_int(t.tps[k] * 1000.0, slo, t.ok["tps_slo"][k], ">=")
     out.append(Row("tps_slo", coef, ">=", slo, "milli-tokens/s"))
     return out
+
+
+def empty_note(prefilter: Prefilter) -> str:
+    """Why the model has no candidate left after ``prefilter`` (the solver is not called)."""
+    if prefilter == "feasible":
+        return "no candidate satisfies every constraint on its own; the solver was not called"
+    if prefilter == "structural":
+        return "no instance can hold the model weights (structural prefilter)"
+    return "no candidates"

@@ -64,7 +64,14 @@ from typing import Literal
 import numpy as np
 
 from infersave.formulations.candidates import CandidateTable
-from infersave.formulations.encoding import Encoding, Prefilter, Row, encode, float_rows
+from infersave.formulations.encoding import (
+    Encoding,
+    Prefilter,
+    Row,
+    empty_note,
+    encode,
+    float_rows,
+)
 
 MilpSolver = Literal["cbc", "highs"]
 SOLVERS: tuple[str, ...] = ("cbc", "highs")
@@ -594,13 +601,8 @@ def solve(
         _solver(solver, time_limit)
     enc = encode(table, prefilter)
     if enc.kept.size == 0:
-        if prefilter == "feasible":
-            why = "no candidate satisfies every constraint on its own; the solver was not called"
-        elif prefilter == "structural":
-            why = "no instance can hold the model weights (structural prefilter)"
-        else:
-            why = "no candidates"
-        return ExactResult(None, "infeasible", None, time.perf_counter() - t0, note=why)
+        note = empty_note(prefilter)
+        return ExactResult(None, "infeasible", None, time.perf_counter() - t0, note=note)
     if solver == "highs":
         j, status, note, nvar, ncon = _solve_highs(enc, time_limit, t0)
         if j is None:

@@ -21,7 +21,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 
 import numpy as np
 
-from infersave.formulations.candidates import TableBatch, build_tables
+from infersave.formulations.candidates import TableBatch, build_tables, instance_name_rank
 from infersave.solver.prepare import Context, Prepared, context, context_key, workload_of
 from infersave.solver.ranking import COST_DECIMALS
 from infersave.solver.records import SolveResult, SolverInfo
@@ -35,15 +35,6 @@ Outcome = SolveResult | Exception
 
 Progress = Callable[[int], None]
 """Called with the number of scenarios just finished."""
-
-
-def _name_rank(ctx: Context) -> np.ndarray:
-    """Rank of each instance's type name (as :func:`infersave.solver.ranking._name_rank`)."""
-    names = [inst.instance_type for inst in ctx.inst.instances]
-    order = np.argsort(np.array(names, dtype=object), kind="stable")
-    rank = np.empty(len(names), dtype=np.int64)
-    rank[order] = np.arange(len(names))
-    return rank
 
 
 def _select(tb: TableBatch, name_rank: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -101,7 +92,7 @@ def _solve_group(
 
     n_cand = len(ctx.inst.instances) * len(ctx.batch_sizes) * len(ctx.levels)
     chunk = max(1, CHUNK_CELLS // max(1, n_cand))
-    name_rank = _name_rank(ctx)
+    name_rank = instance_name_rank(ctx.inst)
     for start in range(0, len(items), chunk):
         part = items[start : start + chunk]
         t0 = time.perf_counter()

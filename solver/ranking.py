@@ -9,17 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from infersave.formulations.candidates import CandidateTable
+from infersave.formulations.candidates import CandidateTable, instance_name_rank
 
 COST_DECIMALS = 9  # $ amounts equal to 1e-9 are the same price (float products of $/h x hours)
-
-
-def _name_rank(table: CandidateTable) -> np.ndarray:
-    names = [inst.instance_type for inst in table.inst.instances]
-    order = np.argsort(np.array(names, dtype=object), kind="stable")
-    rank = np.empty(len(names), dtype=np.int64)
-    rank[order] = np.arange(len(names))
-    return rank[table.instance_idx]
 
 
 def rank(table: CandidateTable, mask: np.ndarray | None = None) -> np.ndarray:
@@ -31,7 +23,7 @@ def rank(table: CandidateTable, mask: np.ndarray | None = None) -> np.ndarray:
     keys = (
         table.offload_ratio[idx],
         table.batch_size[idx],
-        _name_rank(table)[idx],
+        instance_name_rank(table.inst)[table.instance_idx[idx]],
         -table.tps[idx],
         np.round(table.total_cost_usd[idx], COST_DECIMALS),
     )
