@@ -50,43 +50,13 @@ def user_errors() -> Iterator[None]:
         fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
 
 
-def parse_batch_sizes(text: str | None) -> tuple[int, ...] | None:
-    """``"1,2,4"`` -> (1, 2, 4); also ``"1-64"`` for powers of two from 1 to 64.
-
-    Raises:
-        InputError: on anything else.
-    """
-    from infersave.solver.scenario import InputError
-
-    if text is None:
-        return None
-    text = text.strip()
-    try:
-        if "-" in text and "," not in text:
-            lo, hi = (int(p) for p in text.split("-", 1))
-            sizes = []
-            b = 1
-            while b <= hi:
-                if b >= lo:
-                    sizes.append(b)
-                b *= 2
-            if not sizes:
-                raise ValueError
-            return tuple(sizes)
-        return tuple(int(p) for p in text.split(",") if p.strip())
-    except ValueError:
-        raise InputError(
-            f"--batch-sizes: cannot read {text!r}; give a list like 1,2,4,8 or a range like 1-256"
-        ) from None
-
-
 def build_scenario(**fields: Any) -> Any:
     """A validated :class:`~infersave.solver.scenario.Scenario` from CLI fields (None = default).
 
     Raises:
         pydantic.ValidationError, InputError: on bad values (handled by :func:`user_errors`).
     """
-    from infersave.solver.scenario import Scenario
+    from infersave.solver.scenario import Scenario, parse_batch_sizes
 
     if "batch_sizes" in fields and isinstance(fields["batch_sizes"], str):
         fields["batch_sizes"] = parse_batch_sizes(fields["batch_sizes"])

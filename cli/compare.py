@@ -186,8 +186,8 @@ def compare(
         "time_limit": time_limit,
     }
     with user_errors():
-        from infersave.cli.common import parse_batch_sizes
         from infersave.solver import compare as cmp
+        from infersave.solver.scenario import parse_batch_sizes
 
         if random_n is not None or workloads is not None:
             for key in ("input_len", "output_len", "slo_tps", "requests", "max_price"):

@@ -12,21 +12,10 @@ from typing import Any
 FORMATS = ("table", "json", "csv")
 
 
-def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dict to one level, joining keys with ``_`` (``memory.weights_bytes`` ->
-    ``memory_weights_bytes``)."""
-    out: dict[str, Any] = {}
-    for key, value in record.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flatten(value, f"{name}_"))
-        else:
-            out[name] = value
-    return out
-
-
 def csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
     """Rows (flattened) as CSV text; the header is the union of their keys, first-seen order."""
+    from infersave.solver.records import flatten  # not at import: keeps --help light
+
     flat = [flatten(r) for r in rows]
     fields: list[str] = []
     for r in flat:

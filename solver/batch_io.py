@@ -39,7 +39,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from infersave.solver.scenario import InputError, Scenario, describe_validation_error
+from infersave.solver.records import flatten
+from infersave.solver.scenario import (
+    InputError,
+    Scenario,
+    describe_validation_error,
+    parse_batch_sizes,
+)
 
 PASSTHROUGH: tuple[str, ...] = ("name", "service", "id")
 """Input columns copied to the output unchanged (labels, not scenario fields)."""
@@ -210,8 +216,6 @@ def scenario_from_fields(fields: Mapping[str, Any], row: int | None = None) -> S
         if is_blank(value):
             continue
         if key == "batch_sizes" and isinstance(value, str):
-            from infersave.cli.common import parse_batch_sizes
-
             try:
                 value = parse_batch_sizes(value)
             except InputError as exc:
@@ -310,8 +314,6 @@ def _csv_header() -> list[str]:
 
 
 def _flat(row: Mapping[str, Any]) -> dict[str, Any]:
-    from infersave.cli.render import flatten
-
     flat = flatten({k: v for k, v in row.items() if k != "recommendation"})
     rec = row.get("recommendation")
     if rec is not None:

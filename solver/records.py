@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 
 from infersave.formulations.candidates import CandidateTable
@@ -121,3 +124,16 @@ def make_record(table: CandidateTable, k: int, calibration_name: str) -> Record:
             host_memory_bytes=int(table.host_memory_bytes[k]),
         ),
     )
+
+
+def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dict to one level, joining keys with ``_`` (``memory.weights_bytes`` ->
+    ``memory_weights_bytes``)."""
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{name}_"))
+        else:
+            out[name] = value
+    return out

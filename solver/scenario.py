@@ -93,3 +93,31 @@ def describe_validation_error(exc: Exception) -> str:
         shown = f" (got {value!r})" if value is not None and not isinstance(value, dict) else ""
         return f"{loc}: {msg}{shown}"
     return str(exc)
+
+
+def parse_batch_sizes(text: str | None) -> tuple[int, ...] | None:
+    """``"1,2,4"`` -> (1, 2, 4); also ``"1-64"`` for powers of two from 1 to 64.
+
+    Raises:
+        InputError: on anything else.
+    """
+    if text is None:
+        return None
+    text = text.strip()
+    try:
+        if "-" in text and "," not in text:
+            lo, hi = (int(p) for p in text.split("-", 1))
+            sizes = []
+            b = 1
+            while b <= hi:
+                if b >= lo:
+                    sizes.append(b)
+                b *= 2
+            if not sizes:
+                raise ValueError
+            return tuple(sizes)
+        return tuple(int(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise InputError(
+            f"--batch-sizes: cannot read {text!r}; give a list like 1,2,4,8 or a range like 1-256"
+        ) from None
