@@ -67,9 +67,9 @@ def closest_miss(table: CandidateTable) -> str:
         k = int(np.argmin(short))
         inst = table.inst.instances[int(table.instance_idx[k])]
         what = (
-            f"the weights alone ({table.weights_bytes / GB:.1f} GB) exceed every GPU under the cap"
+            f"the weights alone ({table.weights_bytes / GB:.1f} GB) exceed every GPU {cap}"
             if not (table.ok["weights_fit"] & price_ok).any()
-            else "no configuration fits in memory under the cap"
+            else f"no configuration fits in memory {cap}"
         )
         return (
             f"{what}; closest: {inst.instance_type} at batch {int(table.batch_size[k])},"
