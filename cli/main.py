@@ -109,7 +109,8 @@ def _print_solve_table(result: Any) -> None:
     base = result.baseline.max_performance
     if base is not None:
         rows.append(_row("max-perf", base))
-    render.print_table(RECORD_COLUMNS, rows, highlight_first=result.recommendation is not None)
+    if rows:
+        render.print_table(RECORD_COLUMNS, rows, highlight_first=result.recommendation is not None)
     if result.status != "ok":
         render.echo(f"Nothing feasible: {result.message}")
         return

@@ -66,16 +66,20 @@ def closest_miss(table: CandidateTable) -> str:
         short = np.where(price_ok, short, np.inf)
         k = int(np.argmin(short))
         inst = table.inst.instances[int(table.instance_idx[k])]
-        what = (
-            f"the weights alone ({table.weights_bytes / GB:.1f} GB) exceed every GPU {cap}"
-            if not (table.ok["weights_fit"] & price_ok).any()
-            else f"no configuration fits in memory {cap}"
-        )
+        raise_cap = "" if np.isinf(w.max_price) else "raise --max-price, "
+        if not (table.ok["weights_fit"] & price_ok).any():
+            gpu = float(gmem[price_ok].max())
+            return (
+                f"the weights alone ({table.weights_bytes / GB:.1f} GB) exceed every GPU {cap}"
+                f" (largest usable: {gpu / GB:.1f} GB on {inst.instance_type}); one replica"
+                f" must fit on one GPU (tensor parallelism is not modelled): {raise_cap}use a"
+                " smaller --dtype (fp8, int8) or a smaller model"
+            )
         return (
-            f"{what}; closest: {inst.instance_type} at batch {int(table.batch_size[k])},"
-            f" offload {table.offload_ratio[k]:.2f}, short by {short[k] / GB:.2f} GB"
-            " (usable GPU memory per GPU or host memory): raise --max-price, shorten the"
-            " sequences or lower the batch size"
+            f"no configuration fits in memory {cap}; closest: {inst.instance_type} at batch"
+            f" {int(table.batch_size[k])}, offload {table.offload_ratio[k]:.2f}, short by"
+            f" {short[k] / GB:.2f} GB of GPU or host memory: {raise_cap}shorten the sequences"
+            " or lower the batch size"
         )
     idx = np.flatnonzero(fits)
     k = int(idx[np.argmax(table.tps[idx])])
