@@ -428,24 +428,4 @@ def build_table(
     Cost per Eq. 2-3, time per Eq. 4-7 (see :mod:`.time`). The math is shared with
     :func:`build_tables` (many workloads at once).
     """
-    bs = np.asarray(batch_sizes, dtype=np.float64)
-    lv = np.asarray(levels, dtype=np.float64)
-    w, fields, ok = _evaluate(model, Workloads.of([workload]), inst, bs, lv, options)
-    shape = (1, len(inst.instances), bs.size, lv.size)
-
-    def flat(a: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(np.broadcast_to(a, shape)).reshape(-1)
-
-    feasible = flat(ok.pop("feasible"))
-    return CandidateTable(
-        workload=workload,
-        options=options,
-        model=model,
-        inst=inst,
-        batch_sizes=bs,
-        levels=lv,
-        weights_bytes=w,
-        ok={name: flat(a) for name, a in ok.items()},
-        feasible=feasible,
-        **{name: flat(a) for name, a in fields.items()},
-    )
+    return build_tables(model, [workload], inst, batch_sizes, levels, options).table(0)
