@@ -180,7 +180,7 @@ def solve(
     fmt: FormatOpt = Format.table,
 ) -> None:
     with user_errors():
-        from infersave.solver.solve import solve as run_solve
+        from infersave.solver.recommend import solve as run_solve
 
         scenario = build_scenario(
             model=model,
@@ -209,7 +209,7 @@ def solve(
         if write_model is not None:
             from infersave.solver.backends import write_model as write_exact_model
             from infersave.solver.prepare import prepare
-            from infersave.solver.solve import solve_prepared
+            from infersave.solver.recommend import solve_prepared
 
             prep = prepare(scenario)
             write_exact_model(prep.table, scenario.backend, write_model)

@@ -9,7 +9,7 @@ ascending, TPS descending, instance type name, batch size, offload ratio). Each 
 ``solve(scenario)`` except for ``solver.solve_seconds`` (here the chunk's share).
 
 Scenarios of the exact backends (``milp``, ``cp``) are solved one by one with
-:func:`~infersave.solver.solve.solve`, in ``workers`` processes when ``workers > 1``.
+:func:`~infersave.solver.recommend.solve`, in ``workers`` processes when ``workers > 1``.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def _solve_group(
     progress: Progress | None,
 ) -> None:
     """Solve exhaustive scenarios sharing ``ctx``; write each result to ``out[index]``."""
-    from infersave.solver.solve import result_from
+    from infersave.solver.recommend import result_from
 
     n_cand = len(ctx.inst.instances) * len(ctx.batch_sizes) * len(ctx.levels)
     chunk = max(1, CHUNK_CELLS // max(1, n_cand))
@@ -127,7 +127,7 @@ def _solve_group(
 
 def _solve_one(s: Scenario) -> Outcome:
     """Solve one scenario, returning the exception instead of raising (worker entry point)."""
-    from infersave.solver.solve import BACKENDS, solve
+    from infersave.solver.recommend import BACKENDS, solve
 
     try:
         if s.backend not in BACKENDS:
@@ -159,7 +159,7 @@ def solve_many(
     """Solve every scenario; an exception in ``scenarios`` is passed through as its outcome.
 
     Exhaustive scenarios are evaluated in-process, vectorized per group; the others with
-    :func:`~infersave.solver.solve.solve`, in a pool of ``workers`` processes when
+    :func:`~infersave.solver.recommend.solve`, in a pool of ``workers`` processes when
     ``workers > 1`` (started before anything else, and shut down on any exit).
 
     Returns:

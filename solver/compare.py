@@ -39,7 +39,7 @@ BackendRun = Callable[[CandidateTable, Scenario], tuple[int | None, SolverInfo]]
 
 
 def _exhaustive(table: CandidateTable, scenario: Scenario) -> tuple[int | None, SolverInfo]:
-    from infersave.solver.solve import BACKENDS as SOLVE_BACKENDS
+    from infersave.solver.recommend import BACKENDS as SOLVE_BACKENDS
 
     return SOLVE_BACKENDS["exhaustive"](table, scenario)
 

@@ -22,7 +22,7 @@ from infersave.solver import batch_io
 from infersave.solver.batch import solve_many
 from infersave.solver.prepare import context
 from infersave.solver.scenario import InputError, Scenario
-from infersave.solver.solve import solve
+from infersave.solver.recommend import solve
 
 EXAMPLE = Path(__file__).parent / "data" / "workloads_example.csv"
 
@@ -191,7 +191,7 @@ def test_solve_many_passes_errors_and_keeps_order() -> None:
 @pytest.mark.parametrize("workers", [1, 2])
 def test_exact_backend_rows_equal_solve(workers: int) -> None:
     """Rows of the default (exact) backend go through solve() itself, in-process or in a pool."""
-    from infersave.solver.solve import BACKENDS
+    from infersave.solver.recommend import BACKENDS
 
     exact = [b for b in ("milp", "cp") if b in BACKENDS]
     if not exact:
@@ -451,7 +451,7 @@ def test_cli_exception_while_writing_leaves_no_output(
 def test_subprocess_batch_with_workers(tmp_path: Path) -> None:
     """End to end as a process: two workers for rows of a non-exhaustive backend if one is
     registered (else they are error rows), exhaustive rows in-process; CSV in, CSV out."""
-    from infersave.solver.solve import BACKENDS
+    from infersave.solver.recommend import BACKENDS
 
     exact = next((b for b in ("milp", "cp") if b in BACKENDS), "milp")
     rows = [GOOD[0], {**GOOD[1], "backend": exact}, {**GOOD[0], "backend": exact}, GOOD[2]]

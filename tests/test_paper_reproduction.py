@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from infersave.solver.scenario import Scenario
-from infersave.solver.solve import solve
+from infersave.solver.recommend import solve
 
 PAPER = dict(
     model="opt-2.7b",
