@@ -61,10 +61,10 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports lazily
-    from infersave.catalog.load import gpus, instances, models
-    from infersave.solver.batch import solve_many
-    from infersave.solver.compare import compare
-    from infersave.solver.predict import Prediction, predict
-    from infersave.solver.recommend import solve
-    from infersave.solver.records import Baseline, Record, SolveResult, SolverInfo
-    from infersave.solver.scenario import InputError, Scenario
+    from infersave.catalog.load import gpus, instances, models  # noqa: F401
+    from infersave.solver.batch import solve_many  # noqa: F401
+    from infersave.solver.compare import compare  # noqa: F401
+    from infersave.solver.predict import Prediction, predict  # noqa: F401
+    from infersave.solver.recommend import solve  # noqa: F401
+    from infersave.solver.records import Baseline, Record, SolveResult, SolverInfo  # noqa: F401
+    from infersave.solver.scenario import InputError, Scenario  # noqa: F401

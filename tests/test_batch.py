@@ -21,8 +21,8 @@ from infersave.solver import batch as batch_mod
 from infersave.solver import batch_io
 from infersave.solver.batch import solve_many
 from infersave.solver.prepare import context
-from infersave.solver.scenario import InputError, Scenario
 from infersave.solver.recommend import solve
+from infersave.solver.scenario import InputError, Scenario
 
 EXAMPLE = Path(__file__).parent / "data" / "workloads_example.csv"
 

@@ -1,5 +1,5 @@
-"""Data flows one way: catalog -> formulations -> solver -> api (the package root) -> cli. No module imports from a later
-layer (also not lazily inside a function)."""
+"""Data flows one way: catalog -> formulations -> solver -> api (the package root) -> cli.
+No module imports from a later layer (also not lazily inside a function)."""
 
 from __future__ import annotations
 

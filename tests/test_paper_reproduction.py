@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from infersave.solver.scenario import Scenario
 from infersave.solver.recommend import solve
+from infersave.solver.scenario import Scenario
 
 PAPER = dict(
     model="opt-2.7b",
