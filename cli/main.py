@@ -207,9 +207,9 @@ def solve(
             top=top,
         )
         if write_model is not None:
-            from infersave.solver.backends import write_model as write_exact_model
             from infersave.solver.prepare import prepare
             from infersave.solver.recommend import solve_prepared
+            from infersave.solver.registry import write_model as write_exact_model
 
             prep = prepare(scenario)
             write_exact_model(prep.table, scenario.backend, write_model)

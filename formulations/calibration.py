@@ -1,8 +1,9 @@
 """CTCF calibration (paper Sec. IV-F, Eq. 7) from measured times, and its validation.
 
 The Compute Time Calibration Function ``CTCF(T) = alpha * T + beta`` maps the time model's
-uncalibrated per-layer compute time ``T`` (seconds, :func:`infersave.formulations.time.layer_times`)
-to the measured one. It is fitted by least squares per (GPU, phase) on measurements:
+uncalibrated per-layer compute time ``T`` (seconds,
+:func:`infersave.formulations.time_model.layer_times`) to the measured one. It is fitted by
+least squares per (GPU, phase) on measurements:
 
     minimise  sum_i ((alpha * x_i + beta - y_i) / y_i)^2    (``weighting="relative"``, default)
     minimise  sum_i  (alpha * x_i + beta - y_i)^2           (``weighting="absolute"``, the paper)
@@ -39,7 +40,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt
 
 from infersave.catalog.schemas import GPU, LLM
-from infersave.formulations import time
+from infersave.formulations import time_model as time
 from infersave.formulations.options import ModelOptions
 
 Phase = Literal["prefill", "decode", "e2e"]

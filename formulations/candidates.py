@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from infersave.catalog.schemas import GPU, LLM, Instance
-from infersave.formulations import cost, memory, time
+from infersave.formulations import constraints, cost_model, memory_model, time_model
 from infersave.formulations.options import ModelOptions
 
 GIB = 2**30
@@ -23,16 +23,6 @@ MIB = 2**20
 Calibration = Mapping[tuple[str, str], tuple[float, float]]
 """CTCF coefficients keyed by (GPU name, phase) with phase ``"prefill"`` or ``"decode"``:
 ``(alpha, beta)`` with beta in seconds per layer (Eq. 7)."""
-
-CONSTRAINTS: tuple[str, ...] = (
-    "weights_fit",
-    "memory_feasibility",
-    "per_layer_kv",
-    "host_memory",
-    "price_cap",
-    "tps_slo",
-)
-"""Constraint names, in the paper's terms, in the order a closest miss is explained."""
 
 
 @dataclass(frozen=True)
@@ -145,8 +135,9 @@ class CandidateTable:
     Memory is per replica (one GPU) in bytes; ``gpu_used_bytes`` = weights + activations +
     (1 - C_off) x KV. Times in seconds for one batch on one replica; ``tps`` is the instance's
     total (replicas x Eq. 1); ``task_hours``, ``billed_hours`` (h), ``total_cost_usd`` ($) use
-    TPS_effective = min(tps, SLO). ``ok[name]`` is each constraint's truth value (see
-    :data:`CONSTRAINTS`); ``feasible`` is their conjunction.
+    TPS_effective = min(tps, SLO). ``slack[name]`` is each active constraint's signed slack
+    (>= 0 satisfied; see :mod:`.constraints`), ``ok[name]`` is ``slack >= 0`` and ``feasible``
+    their conjunction.
     """
 
     workload: Workload
@@ -176,6 +167,7 @@ class CandidateTable:
     price_per_hour: np.ndarray
     total_cost_usd: np.ndarray
     cost_efficiency: np.ndarray
+    slack: dict[str, np.ndarray] = field(default_factory=dict)
     ok: dict[str, np.ndarray] = field(default_factory=dict)
     feasible: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
@@ -183,13 +175,16 @@ class CandidateTable:
         return int(self.instance_idx.shape[0])
 
     @property
+    def constraints(self) -> tuple[constraints.Constraint, ...]:
+        """The constraints active under this table's options (the columns of ``slack``)."""
+        return constraints.active(self.options)
+
+    @property
     def memory_ok(self) -> np.ndarray:
-        """Candidates that satisfy every memory constraint (Algorithm 1 plus host memory)."""
-        return (
-            self.ok["weights_fit"]
-            & self.ok["memory_feasibility"]
-            & self.ok["per_layer_kv"]
-            & self.ok["host_memory"]
+        """Candidates that satisfy every active memory constraint (Algorithm 1, plus host memory
+        under physics)."""
+        return np.logical_and.reduce(
+            [self.ok[c.name] for c in constraints.memory_constraints(self.options)]
         )
 
 
@@ -223,13 +218,13 @@ def _evaluate(
     bs: np.ndarray,
     lv: np.ndarray,
     options: ModelOptions,
-) -> tuple[float, dict[str, np.ndarray], dict[str, np.ndarray]]:
+) -> tuple[float, dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """The per-candidate math of :func:`build_table`, broadcast over workloads.
 
     Every returned array broadcasts to ``(W, I, B, C)`` (workload, instance, batch size, offload
     level) and has size 1 along the axes it does not depend on, so that one workload
     (:func:`build_table`) and many (:func:`build_tables`) run the very same operations in the
-    same order and get bit-identical values. Returns (weights bytes, fields, constraint values).
+    same order and get bit-identical values. Returns (weights bytes, fields, slacks, ok).
     """
     n_w = len(wl)
     b = bs.reshape(1, 1, -1, 1)
@@ -244,23 +239,16 @@ def _evaluate(
     lin, lout = per_wl(wl.input_len), per_wl(wl.output_len)
     nbytes = options.bytes_per_param
 
-    w = float(memory.weights_bytes(model, nbytes))
-    kv = memory.kv_cache_bytes(model, b, lin, lout, nbytes, options.formulas)
-    act = memory.activation_bytes(model, b, lin, lout, nbytes)
+    w = float(memory_model.weights_bytes(model, nbytes))
+    kv = memory_model.kv_cache_bytes(model, b, lin, lout, nbytes, options.formulas)
+    act = memory_model.activation_bytes(model, b, lin, lout, nbytes)
     kv_layer = kv / model.num_hidden_layers
     gmem = per_inst(inst.gpu_memory_bytes)
     hmem = per_inst(inst.host_memory_bytes)
     used = w + act + (1.0 - c) * kv
+    slack = constraints.memory_slacks(options, w, act, kv, kv_layer, c, used, gmem, hmem)
 
-    ok: dict[str, np.ndarray] = {"weights_fit": w <= gmem, "memory_feasibility": used <= gmem}
-    if options.formulas == "paper":
-        ok["per_layer_kv"] = (c == 0) | (kv_layer <= gmem - w - act)
-        ok["host_memory"] = np.ones((1, 1, 1, 1), dtype=bool)
-    else:
-        ok["per_layer_kv"] = (c == 0) | (kv_layer <= gmem - used)
-        ok["host_memory"] = c * kv <= hmem
-
-    lt = time.layer_times(
+    lt = time_model.layer_times(
         model,
         b,
         lin,
@@ -272,7 +260,7 @@ def _evaluate(
         options,
     )
     coef = per_inst(inst.ctcf)  # (1, I, 1, 1, 4)
-    pt = time.phase_times(
+    pt = time_model.phase_times(
         model,
         lt,
         lout,
@@ -283,18 +271,19 @@ def _evaluate(
     )
     reps = per_inst(inst.replicas)
     e2e = pt.e2e_s
-    tps = reps * time.throughput_tps(b, lin, lout, e2e)
+    tps = reps * time_model.throughput_tps(b, lin, lout, e2e)
     out_tps = reps * b * lout / e2e
     price = per_inst(inst.price_per_hour)
-    tps_eff = cost.effective_tps(tps, per_wl(wl.slo_tps))
-    hours = cost.task_hours(per_wl(wl.requests), lin, lout, tps_eff)
-    billed = cost.billed_hours(hours, options.billing)
-    total = cost.total_cost(billed, price)
-    ce = cost.cost_efficiency(tps_eff, billed, price)
+    tps_eff = cost_model.effective_tps(tps, per_wl(wl.slo_tps))
+    hours = cost_model.task_hours(per_wl(wl.requests), lin, lout, tps_eff)
+    billed = cost_model.billed_hours(hours, options.billing)
+    total = cost_model.total_cost(billed, price)
+    ce = cost_model.cost_efficiency(tps_eff, billed, price)
 
-    ok["price_cap"] = price <= per_wl(wl.max_price)
-    ok["tps_slo"] = tps >= per_wl(wl.slo_tps)
-    ok["feasible"] = np.logical_and.reduce(np.broadcast_arrays(*(ok[name] for name in CONSTRAINTS)))
+    slack["price_cap"] = per_wl(wl.max_price) - price
+    slack["tps_slo"] = tps - per_wl(wl.slo_tps)
+    ok = {name: v >= 0 for name, v in slack.items()}
+    ok["feasible"] = np.logical_and.reduce(np.broadcast_arrays(*ok.values()))
     n_i = len(inst.instances)
     fields = {
         "instance_idx": np.arange(n_i).reshape(1, -1, 1, 1),
@@ -318,7 +307,7 @@ def _evaluate(
         "total_cost_usd": total,
         "cost_efficiency": ce,
     }
-    return w, fields, ok
+    return w, fields, slack, ok
 
 
 def _flatten(a: np.ndarray, shape: tuple[int, int, int, int]) -> np.ndarray:
@@ -351,6 +340,7 @@ class TableBatch:
     levels: np.ndarray
     weights_bytes: float
     arrays: dict[str, np.ndarray]
+    slack: dict[str, np.ndarray]
     ok: dict[str, np.ndarray]
 
     def __len__(self) -> int:
@@ -358,7 +348,9 @@ class TableBatch:
 
     def table(self, w: int) -> CandidateTable:
         """The candidate table of workload ``w``."""
-        ok = {name: _row(self.ok[name], w) for name in CONSTRAINTS}
+        names = [c.name for c in constraints.active(self.options)]
+        ok = {name: _row(self.ok[name], w) for name in names}
+        slack = {name: _row(self.slack[name], w) for name in names}
         return CandidateTable(
             workload=self.workloads[w],
             options=self.options,
@@ -367,6 +359,7 @@ class TableBatch:
             batch_sizes=self.batch_sizes,
             levels=self.levels,
             weights_bytes=self.weights_bytes,
+            slack=slack,
             ok=ok,
             feasible=_row(self.ok["feasible"], w),
             **{name: _row(a, w) for name, a in self.arrays.items()},
@@ -394,7 +387,7 @@ def build_tables(
     bs = np.asarray(batch_sizes, dtype=np.float64)
     lv = np.asarray(levels, dtype=np.float64)
     wl = Workloads.of(workloads)
-    w, fields, ok = _evaluate(model, wl, inst, bs, lv, options)
+    w, fields, slack, ok = _evaluate(model, wl, inst, bs, lv, options)
     shape = (len(wl), len(inst.instances), bs.size, lv.size)
     return TableBatch(
         workloads=tuple(workloads),
@@ -405,6 +398,7 @@ def build_tables(
         levels=lv,
         weights_bytes=w,
         arrays={name: _flatten(a, shape) for name, a in fields.items()},
+        slack={name: _flatten(a, shape) for name, a in slack.items()},
         ok={name: _flatten(a, shape) for name, a in ok.items()},
     )
 
@@ -425,7 +419,7 @@ def build_table(
     is left when anything is offloaded (per_layer_kv; the paper compares it with what is left
     after weights and activations), and C_off x KV fits in the replica's share of host memory
     (host_memory; the paper never checks it, so ``formulas="paper"`` skips it).
-    Cost per Eq. 2-3, time per Eq. 4-7 (see :mod:`.time`). The math is shared with
-    :func:`build_tables` (many workloads at once).
+    Cost per Eq. 2-3 (:mod:`.cost_model`), time per Eq. 4-7 (:mod:`.time_model`). The math is
+    shared with :func:`build_tables` (many workloads at once).
     """
     return build_tables(model, [workload], inst, batch_sizes, levels, options).table(0)

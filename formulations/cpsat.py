@@ -1,9 +1,9 @@
 """The joint choice of instance, batch size and offload level as a CP-SAT model (OR-Tools).
 
-Same variables and named constraints as :mod:`.milp` (``x_k``, ``y_i``, ``z_b``, ``w_c``;
-``exactly_one_configuration``, ``link_*``, ``exactly_one_*``, ``memory_feasibility``,
-``per_layer_kv``, ``host_memory_for_offloaded_kv``, ``price_cap``, ``tps_slo``), with integer
-coefficients since CP-SAT is an integer solver.
+Same variables, names and rows as :mod:`.milp`, both from :mod:`.exact_model` (``x_k``,
+``y_i``, ``z_b``, ``w_c``; ``exactly_one_configuration``, ``link_*``, ``exactly_one_*``,
+``memory_feasibility``, ``per_layer_kv``, ``host_memory_for_offloaded_kv``, ``price_cap``,
+``tps_slo``), with integer coefficients since CP-SAT is an integer solver.
 
 **Scaling (why it cannot flip a comparison).**
 
@@ -15,24 +15,22 @@ coefficients since CP-SAT is an integer solver.
 - Cost: integer nano-dollars ``C_k = rint(cost_k x 1e9)``, the same number the ranker compares
   as ``round(cost_k, 9)`` (``COST_DECIMALS`` = 9). ``C_a < C_b`` iff
   ``round(cost_a, 9) < round(cost_b, 9)`` and ``C_a == C_b`` iff they are equal, for costs below
-  $1e6 (see :mod:`.encoding`; tested in ``tests/test_cpsat.py``). Hence minimizing ``C`` orders
+  $1e6 (see :mod:`.exact_model`; tested in ``tests/test_cpsat.py``). Hence minimizing ``C`` orders
   any two candidates as the ranker does.
 - Ties: objective ``M * cost + pos`` with ``cost = sum_k (C_k - C_min) x_k``,
   ``pos = sum_k P_k x_k`` and ``M = max P + 1``. Since ``0 <= pos < M``, the objective orders
   candidates by cost first and by tie-break position second, exactly (int64 arithmetic; when
   ``M x (max cost + 1)`` would exceed 2^62 the model is solved in two stages instead: minimize
   cost, then fix it and minimize ``pos``).
+
+This module is the formulation; :mod:`infersave.solver.cpsat_backend` solves it.
 """
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
-from infersave.formulations.candidates import CandidateTable
-from infersave.formulations.encoding import Encoding, Prefilter, empty_note, encode, int_rows
-from infersave.formulations.milp import ExactResult, _inst_name, _label
+from infersave.formulations.exact_model import Encoding, candidate_name, groups, int_rows
 
 INT_LIMIT = 2**62
 
@@ -53,30 +51,20 @@ class CpModel:
         m = cp_model.CpModel()
         m.name = "infersave_joint_choice"
         kept = enc.kept
-        x = [
-            m.new_bool_var(
-                f"x_{_inst_name(t, t.instance_idx[k])}_bs{int(t.batch_size[k])}"
-                f"_off{_label(t.offload_ratio[k])}"
-            )
-            for k in kept
-        ]
+        x = [m.new_bool_var(candidate_name(t, int(k))) for k in kept]
         m.add_exactly_one(x).with_name("exactly_one_configuration")
-        groups = (
-            ("instance", "y", enc.instance_of, lambda g: _inst_name(t, g)),
-            ("batch_size", "z", enc.batch_of, lambda g: f"bs{int(t.batch_sizes[g])}"),
-            ("offload_level", "w", enc.level_of, lambda g: f"off{_label(t.levels[g])}"),
-        )
         ysel: dict[int, object] = {}
-        for kind, prefix, of, label in groups:
+        for grp in groups(enc):
             chosen = []
-            for g in np.unique(of):
-                v = m.new_bool_var(f"{prefix}_{label(g)}")
-                members = [x[j] for j in np.flatnonzero(of == g)]
-                m.add(sum(members) == v).with_name(f"link_{kind}_{label(g)}")
+            for g in np.unique(grp.of):
+                label = grp.label(t, g)
+                v = m.new_bool_var(f"{grp.prefix}_{label}")
+                members = [x[j] for j in np.flatnonzero(grp.of == g)]
+                m.add(sum(members) == v).with_name(f"link_{grp.kind}_{label}")
                 chosen.append(v)
-                if kind == "instance":
+                if grp.kind == "instance":
                     ysel[int(g)] = v
-            m.add_exactly_one(chosen).with_name(f"exactly_one_{kind}")
+            m.add_exactly_one(chosen).with_name(f"exactly_one_{grp.kind}")
         for row in int_rows(enc):
             if row.over == "instance":
                 pos = {int(i): n for n, i in enumerate(enc.instances)}
@@ -103,94 +91,12 @@ class CpModel:
         self.x = x
 
 
-_STATUS = {"OPTIMAL": "optimal", "FEASIBLE": "time_limit", "INFEASIBLE": "infeasible"}
-
-
-def _run(cp: CpModel, time_limit: float | None) -> tuple[int | None, str]:
-    from ortools.sat.python import cp_model
-
-    solver = cp_model.CpSolver()
-    solver.parameters.num_workers = 1
-    # CP-SAT catches SIGINT by default and ends the process on it; let Ctrl-C reach Python so
-    # the CLI can clean up (batch output stays whole-or-nothing) and say "interrupted".
-    solver.parameters.catch_sigint_signal = False
-    if time_limit is not None:
-        solver.parameters.max_time_in_seconds = float(time_limit)
-    st = solver.solve(cp.model)
-    name = solver.status_name(st)
-    if name == "INFEASIBLE":
-        return None, "infeasible"
-    if name == "UNKNOWN":
-        if time_limit is not None:
-            return None, "no_solution"
-        raise RuntimeError("CP-SAT stopped without a solution or a proof of infeasibility")
-    if name not in _STATUS:
-        raise RuntimeError(f"CP-SAT returned {name}")
-    vals = [solver.boolean_value(v) for v in cp.x]
-    j = vals.index(True)
-    return j, _STATUS[name]
-
-
-def solve(
-    table: CandidateTable, time_limit: float | None = None, prefilter: Prefilter = "feasible"
-) -> ExactResult:
-    """The cheapest feasible candidate by CP-SAT, ties broken as the ranker.
-
-    Like the MILP, it solves over the candidates that satisfy every constraint on their own
-    (issue #3: "after removing candidates that are infeasible on their own"); the named
-    constraints stay in the model, and :func:`write_model` keeps the structural prefilter.
-
-    Args:
-        table: the candidate table.
-        time_limit: wall seconds; on expiry the best pick so far is returned with status
-            ``time_limit`` (or ``no_solution``).
-        prefilter: see :func:`.encoding.kept_candidates`.
-
-    Raises:
-        ValueError: unknown prefilter, or a cost too large for exact scaling.
-        ImportError: OR-Tools is not installed.
-        RuntimeError: CP-SAT failed (invalid model, unexpected status).
-    """
-    t0 = time.perf_counter()
-    enc = encode(table, prefilter)
-    if enc.kept.size == 0:
-        return ExactResult(
-            None,
-            "infeasible",
-            None,
-            time.perf_counter() - t0,
-            note=empty_note(prefilter),
-        )
-    cp = CpModel(enc)
-    proto = cp.model.proto
-    nvar, ncon = len(proto.variables), len(proto.constraints)
-    j, status = _run(cp, time_limit)
-    note = ""
-    if j is not None and not cp.single and status == "optimal":
-        best = int(enc.cost_nano[j])
-        cp.model.add(cp.cost == best)
-        cp.model.minimize(cp.pos)
-        left = None if time_limit is None else max(time_limit - (time.perf_counter() - t0), 0.01)
-        j2, st2 = _run(cp, left)
-        if j2 is not None:
-            j = j2
-            if st2 != "optimal":
-                status, note = "time_limit", "tie-break stage stopped at the time limit"
-    if status == "time_limit" and not note:
-        note = "time limit reached: best configuration found so far, not proven cheapest"
-    if j is None:
-        return ExactResult(None, status, None, time.perf_counter() - t0, note, nvar, ncon)
-    return ExactResult(
-        int(enc.kept[j]), status, enc.cost_usd(j), time.perf_counter() - t0, note, nvar, ncon
-    )
-
-
-def write_model(table: CandidateTable, path: str, prefilter: Prefilter = "structural") -> None:
-    """Write the CP-SAT model proto as text to ``path``.
+def write_model(enc: Encoding, path: str) -> None:
+    """Write the CP-SAT model proto of ``enc`` as text to ``path``.
 
     Raises:
         OSError: if the file cannot be written.
     """
-    cp = CpModel(encode(table, prefilter))
+    cp = CpModel(enc)
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(str(cp.model.proto))

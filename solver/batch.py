@@ -14,6 +14,7 @@ Scenarios of the exact backends (``milp``, ``cp``) are solved one by one with
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +23,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 import numpy as np
 
 from infersave.formulations.candidates import TableBatch, build_tables, instance_name_rank
+from infersave.formulations.constraints import memory_constraints
 from infersave.solver.prepare import Context, Prepared, context, context_key, workload_of
 from infersave.solver.ranking import COST_DECIMALS
 from infersave.solver.records import SolveResult, SolverInfo
@@ -65,13 +67,8 @@ def _select(tb: TableBatch, name_rank: np.ndarray) -> tuple[np.ndarray, ...]:
 
     # Max-Performance: highest TPS that fits in memory under the cap, then lowest cost, first
     ok = tb.ok
-    fits = (
-        ok["weights_fit"]
-        & ok["memory_feasibility"]
-        & ok["per_layer_kv"]
-        & ok["host_memory"]
-        & ok["price_cap"]
-    )
+    mem = [c.name for c in memory_constraints(tb.options)]
+    fits = functools.reduce(np.logical_and, [ok[name] for name in (*mem, "price_cap")])
     fits = np.broadcast_to(fits, (n_w, n_i * n_k))
     tps2, cost2 = tps.reshape(n_w, -1), cost_r.reshape(n_w, -1)
     tv = np.where(fits, tps2, -np.inf)
@@ -127,13 +124,9 @@ def _solve_group(
 
 def _solve_one(s: Scenario) -> Outcome:
     """Solve one scenario, returning the exception instead of raising (worker entry point)."""
-    from infersave.solver.recommend import BACKENDS, solve
+    from infersave.solver.recommend import solve
 
     try:
-        if s.backend not in BACKENDS:
-            raise InputError(
-                f"backend {s.backend!r} is not available; use one of: {', '.join(BACKENDS)}"
-            )
         return solve(s)
     except InputError as exc:
         return exc

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from infersave.formulations.candidates import CandidateTable
-from infersave.solver import backends, policies, ranking
+from infersave.solver import policies, ranking, registry
 from infersave.solver.prepare import prepare
 from infersave.solver.records import SolverInfo
 from infersave.solver.scenario import InputError, Scenario
@@ -38,17 +38,11 @@ from infersave.solver.scenario import InputError, Scenario
 BackendRun = Callable[[CandidateTable, Scenario], tuple[int | None, SolverInfo]]
 
 
-def _exhaustive(table: CandidateTable, scenario: Scenario) -> tuple[int | None, SolverInfo]:
-    from infersave.solver.recommend import BACKENDS as SOLVE_BACKENDS
-
-    return SOLVE_BACKENDS["exhaustive"](table, scenario)
-
-
 BACKENDS: dict[str, tuple[BackendRun, str | None]] = {
-    "exhaustive": (_exhaustive, None),
-    "milp-cbc": (backends.milp_backend, "cbc"),
-    "milp-highs": (backends.milp_backend, "highs"),
-    "cp": (backends.cp_backend, None),
+    "exhaustive": (registry.BACKENDS["exhaustive"], None),
+    "milp-cbc": (registry.BACKENDS["milp"], "cbc"),
+    "milp-highs": (registry.BACKENDS["milp"], "highs"),
+    "cp": (registry.BACKENDS["cp"], None),
 }
 """Compared backends: name -> (backend function, solver name to set on the scenario)."""
 EXACT: tuple[str, ...] = ("milp-cbc", "milp-highs", "cp")

@@ -9,6 +9,7 @@ import numpy as np
 from infersave.catalog import load as catalog
 from infersave.catalog.schemas import Instance
 from infersave.formulations.candidates import build_table, instance_arrays
+from infersave.formulations.constraints import memory_constraints, violated
 from infersave.formulations.options import offload_levels
 from infersave.solver.prepare import _calibration, resolve_model, workload_of
 from infersave.solver.records import Record, make_record
@@ -16,13 +17,6 @@ from infersave.solver.scenario import InputError, Scenario
 
 BARE_GPU_HOST_GIB = 64.0
 """Host memory assumed for ``--gpu`` predictions (no instance, so no catalog figure)."""
-
-PROBLEMS = {
-    "weights_fit": "the weights do not fit in the GPU's usable memory",
-    "memory_feasibility": "weights + activations + resident KV cache exceed usable GPU memory",
-    "per_layer_kv": "one layer's KV cache does not fit beside the resident data",
-    "host_memory": "the offloaded KV cache does not fit in the replica's host memory",
-}
 
 
 @dataclass(frozen=True)
@@ -96,5 +90,5 @@ def predict(
     table = build_table(model, workload_of(s), arrays, [s.batch_size], levels, options)
     fits = np.flatnonzero(table.memory_ok)
     k = int(fits[0]) if fits.size else 0
-    problems = [text for name, text in PROBLEMS.items() if not table.ok[name][k]]
+    problems = violated(table.slack, k, memory_constraints(options))
     return Prediction(make_record(table, k, cal_name), problems)

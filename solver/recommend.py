@@ -3,13 +3,10 @@ with the Max-Performance baseline, and explain the closest miss when nothing is 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import numpy as np
 
 from infersave.formulations.candidates import CandidateTable
-from infersave.solver import backends, ranking
+from infersave.solver import ranking, registry
 from infersave.solver.prepare import Prepared, prepare
 from infersave.solver.records import Baseline, Record, SolveResult, SolverInfo, make_record
 from infersave.solver.scenario import Scenario
@@ -17,63 +14,43 @@ from infersave.solver.scenario import Scenario
 GB = 1e9
 
 
-def _exhaustive_backend(table: CandidateTable, scenario: Scenario) -> tuple[int | None, SolverInfo]:
-    t0 = time.perf_counter()
-    k = ranking.exhaustive(table)
-    info = SolverInfo(
-        backend="exhaustive",
-        solver="numpy",
-        status="optimal" if k is not None else "infeasible",
-        solve_seconds=time.perf_counter() - t0,
-        objective=float(table.total_cost_usd[k]) if k is not None else None,
-    )
-    return k, info
-
-
-BackendFn = Callable[[CandidateTable, Scenario], tuple[int | None, SolverInfo]]
-
-BACKENDS: dict[str, BackendFn] = {
-    "exhaustive": _exhaustive_backend,
-    "milp": backends.milp_backend,
-    "cp": backends.cp_backend,
-}
-"""Search backends by name: each takes the candidate table and returns the chosen index."""
-
-
 def closest_miss(table: CandidateTable) -> str:
-    """One sentence on why nothing is feasible and what to change (exit code 1's message)."""
+    """One sentence on why nothing is feasible and what to change (exit code 1's message).
+
+    Reads the table's slack columns (:mod:`infersave.formulations.constraints`): first the price
+    cap, then the active memory constraints (the largest shortfall of a candidate under the cap,
+    in GB), then the TPS SLO (the best TPS that fits under the cap). Fields are named as the
+    scenario names them (``max_price``, ``slo_tps``, ``dtype``); the CLI shows them as flags.
+    """
     w = table.workload
-    cap = "with no price cap" if np.isinf(w.max_price) else f"under ${w.max_price:g}/h"
+    capped = bool(np.isfinite(w.max_price))
+    cap = f"under ${w.max_price:g}/h" if capped else "with no price cap"
     price_ok = table.ok["price_cap"]
     if not price_ok.any():
         i = int(np.argmin(table.inst.price_per_hour))
         inst = table.inst.instances[i]
         return (
             f"no instance costs at most ${w.max_price:g}/h; the cheapest is {inst.instance_type}"
-            f" at ${table.inst.price_per_hour[i]:.4g}/h: raise --max-price"
+            f" at ${table.inst.price_per_hour[i]:.4g}/h: raise max_price"
         )
     fits = table.memory_ok & price_ok
     if not fits.any():
-        gmem, used = table.gpu_memory_bytes, table.gpu_used_bytes
-        short = np.maximum.reduce(
-            [
-                table.weights_bytes - gmem,
-                used - gmem,
-                np.where(table.offload_ratio > 0, table.kv_per_layer_bytes - (gmem - used), 0.0),
-                table.offload_ratio * table.kv_cache_bytes - table.host_memory_bytes,
-            ]
-        )
+        mem = [c.name for c in table.constraints if c.kind == "memory"]
+        short = np.maximum.reduce([-table.slack[name] for name in mem])
         short = np.where(price_ok, short, np.inf)
         k = int(np.argmin(short))
         inst = table.inst.instances[int(table.instance_idx[k])]
-        raise_cap = "" if np.isinf(w.max_price) else "raise --max-price, "
+        raise_cap = "raise max_price, " if capped else ""
         if not (table.ok["weights_fit"] & price_ok).any():
+            gmem = table.gpu_memory_bytes
             gpu = float(gmem[price_ok].max())
+            smaller = [d for d in ("fp8", "int8") if d != table.options.dtype]
+            dtype_hint = f"a smaller dtype ({', '.join(smaller)}) or " if smaller else ""
             return (
                 f"the weights alone ({table.weights_bytes / GB:.1f} GB) exceed every GPU {cap}"
                 f" (largest usable: {gpu / GB:.1f} GB on {inst.instance_type}); one replica"
-                f" must fit on one GPU (tensor parallelism is not modelled): {raise_cap}use a"
-                " smaller --dtype (fp8, int8) or a smaller model"
+                f" must fit on one GPU (tensor parallelism is not modelled): {raise_cap}use"
+                f" {dtype_hint}a smaller model"
             )
         return (
             f"no configuration fits in memory {cap}; closest: {inst.instance_type} at batch"
@@ -84,11 +61,12 @@ def closest_miss(table: CandidateTable) -> str:
     idx = np.flatnonzero(fits)
     k = int(idx[np.argmax(table.tps[idx])])
     inst = table.inst.instances[int(table.instance_idx[k])]
+    raise_cap = "raise max_price or " if capped else ""
     return (
         f"the best TPS reachable {cap} is {table.tps[k]:.1f}"
         f" ({inst.instance_type}, batch {int(table.batch_size[k])},"
         f" offload {table.offload_ratio[k]:.2f}), below the SLO of {w.slo_tps:g} TPS:"
-        " raise --max-price or lower --slo-tps"
+        f" {raise_cap}lower slo_tps"
     )
 
 
@@ -143,9 +121,12 @@ def result_from(
 
 
 def solve_prepared(prep: Prepared) -> SolveResult:
-    """Search a prepared scenario with its backend and assemble the result."""
-    backend = BACKENDS[prep.scenario.backend]
-    k, info = backend(prep.table, prep.scenario)
+    """Search a prepared scenario with its backend and assemble the result.
+
+    Raises:
+        InputError: unknown backend or solver.
+    """
+    k, info = registry.search(prep.table, prep.scenario)
     return result_from(prep, k, info)
 
 

@@ -13,7 +13,7 @@ Figures (wall time of each process, so start-up is included):
 * ``infersave batch`` of ``--workloads`` generated workloads on us-east-1 with the exhaustive
   backend (target: 10,000 in < 10 s);
 * ``infersave batch --workers N`` of ``--exact-workloads`` workloads with each exact backend
-  registered in ``infersave.solver.recommend.BACKENDS`` (target: milp >= 50 workloads/s with 2
+  registered in ``infersave.solver.registry.BACKENDS`` (target: milp >= 50 workloads/s with 2
   workers); a backend that is not registered is skipped with a message.
 """
 
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             f" {s['infeasible']} infeasible, {s['errors']} errors) (target 10,000 in < 10 s)"
         )
 
-        from infersave.solver.recommend import BACKENDS
+        from infersave.solver.registry import BACKENDS
 
         for backend in [b.strip() for b in a.backends.split(",") if b.strip()]:
             if backend not in BACKENDS:

@@ -191,7 +191,7 @@ def test_solve_many_passes_errors_and_keeps_order() -> None:
 @pytest.mark.parametrize("workers", [1, 2])
 def test_exact_backend_rows_equal_solve(workers: int) -> None:
     """Rows of the default (exact) backend go through solve() itself, in-process or in a pool."""
-    from infersave.solver.recommend import BACKENDS
+    from infersave.solver.registry import BACKENDS
 
     exact = [b for b in ("milp", "cp") if b in BACKENDS]
     if not exact:
@@ -207,9 +207,9 @@ def test_exact_backend_rows_equal_solve(workers: int) -> None:
 
 
 def test_unavailable_backend_is_an_error_row(monkeypatch: pytest.MonkeyPatch) -> None:
-    from infersave.solver import solve as solve_mod
+    from infersave.solver import registry
 
-    monkeypatch.setattr(solve_mod, "BACKENDS", {"exhaustive": solve_mod.BACKENDS["exhaustive"]})
+    monkeypatch.setattr(registry, "BACKENDS", {"exhaustive": registry.BACKENDS["exhaustive"]})
     s = random_scenarios(1)[0].model_copy(update={"backend": "milp"})
     (out,) = solve_many([s])
     assert isinstance(out, InputError) and "milp" in str(out)
@@ -382,9 +382,9 @@ def test_cli_example_file_and_passthrough(tmp_path: Path) -> None:
 
 
 def test_cli_default_backend_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from infersave.solver import solve as solve_mod
+    from infersave.solver import registry
 
-    monkeypatch.setattr(solve_mod, "BACKENDS", {"exhaustive": solve_mod.BACKENDS["exhaustive"]})
+    monkeypatch.setattr(registry, "BACKENDS", {"exhaustive": registry.BACKENDS["exhaustive"]})
     path = write_csv(tmp_path / "in.csv", [GOOD[1], GOOD[0]])  # no backend; exhaustive
     out = tmp_path / "out.jsonl"
     res = cli("batch", str(path), "-o", str(out), "--backend", "milp", "-q")
@@ -451,7 +451,7 @@ def test_cli_exception_while_writing_leaves_no_output(
 def test_subprocess_batch_with_workers(tmp_path: Path) -> None:
     """End to end as a process: two workers for rows of a non-exhaustive backend if one is
     registered (else they are error rows), exhaustive rows in-process; CSV in, CSV out."""
-    from infersave.solver.recommend import BACKENDS
+    from infersave.solver.registry import BACKENDS
 
     exact = next((b for b in ("milp", "cp") if b in BACKENDS), "milp")
     rows = [GOOD[0], {**GOOD[1], "backend": exact}, {**GOOD[0], "backend": exact}, GOOD[2]]

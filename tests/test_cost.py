@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from infersave.formulations import cost
+from infersave.formulations import cost_model as cost
 
 
 def test_task_hours_eq2_uses_effective_tps() -> None:

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_milp import table_for
 
-from infersave.formulations import cpsat, encoding, milp
+from infersave.formulations import cpsat, exact_model
 from infersave.formulations.options import ModelOptions
-from infersave.solver import ranking
+from infersave.solver import cbc_backend, cpsat_backend, highs_backend, ranking, registry
 from infersave.solver.ranking import COST_DECIMALS
 
 costs = st.one_of(
@@ -24,10 +24,21 @@ costs = st.one_of(
 )
 
 
+def milp_solve(table, solver: str = "highs", **kw):
+    """The MILP searched with ``solver`` (the backend modules of the search layer)."""
+    fn = highs_backend.solve_highs if solver == "highs" else cbc_backend.solve_cbc
+    return fn(table, **kw)
+
+
+def encode(table, prefilter: str = "structural"):
+    """The exact-model encoding with the ranker's tie-break positions."""
+    return exact_model.encode(table, ranking.tiebreak_positions(table), prefilter)
+
+
 @settings(max_examples=2000, deadline=None)
 @given(costs, costs)
 def test_nano_dollar_integers_order_costs_exactly_as_the_ranker(a: float, b: float) -> None:
-    ca, cb = encoding.nano_cost(np.array([a, b]))
+    ca, cb = exact_model.nano_cost(np.array([a, b]))
     ra, rb = np.round(np.array([a, b]), COST_DECIMALS)  # the ranker's rounding (numpy)
     assert (ca < cb) == (ra < rb)
     assert (ca == cb) == (ra == rb)
@@ -45,7 +56,7 @@ def test_integer_rows_accept_exactly_what_the_table_accepts(values, limit, sense
     v = np.array(values)
     ok = v <= limit if sense == "<=" else v >= limit  # the table's verdict, in floats
     lim = round(limit * 1000)
-    coef = encoding.guard_int(v * 1000, lim, ok, sense)
+    coef = exact_model.guard_int(v * 1000, lim, ok, sense)
     assert coef.dtype == np.int64
     accepted = coef <= lim if sense == "<=" else coef >= lim
     assert (accepted == ok).all()
@@ -54,7 +65,7 @@ def test_integer_rows_accept_exactly_what_the_table_accepts(values, limit, sense
 
 def test_nano_cost_rejects_costs_beyond_exact_scaling() -> None:
     with pytest.raises(ValueError, match="below"):
-        encoding.nano_cost(np.array([2e6]))
+        exact_model.nano_cost(np.array([2e6]))
 
 
 def _two_tier(exact_options: ModelOptions):
@@ -65,10 +76,10 @@ def _two_tier(exact_options: ModelOptions):
 
 def test_cp_matches_ranker_and_model_is_named(exact_options: ModelOptions, tmp_path) -> None:
     t = _two_tier(exact_options)
-    r = cpsat.solve(t)
+    r = cpsat_backend.solve_cpsat(t)
     assert r.index == ranking.exhaustive(t) and r.status == "optimal"
     path = tmp_path / "model.pbtxt"
-    cpsat.write_model(t, str(path))
+    registry.write_model(t, "cp", str(path))
     text = path.read_text()
     for name in (
         "exactly_one_configuration",
@@ -88,9 +99,9 @@ def test_two_stage_objective_when_the_single_one_would_overflow(
 ) -> None:
     t = _two_tier(exact_options)
     monkeypatch.setattr(cpsat, "INT_LIMIT", 1)  # force cost first, then tie-break position
-    cp = cpsat.CpModel(encoding.encode(t))
+    cp = cpsat.CpModel(encode(t))
     assert not cp.single
-    r = cpsat.solve(t)
+    r = cpsat_backend.solve_cpsat(t)
     assert r.index == ranking.exhaustive(t) and r.status == "optimal"
 
 
@@ -102,6 +113,6 @@ def test_cp_sat_and_highs_solve_in_one_process(exact_options: ModelOptions) -> N
 
     t = _two_tier(exact_options)
     k = ranking.exhaustive(t)
-    assert cpsat.solve(t).index == k
-    assert milp.solve(t, solver="highs").index == k
-    assert cpsat.solve(t).index == k
+    assert cpsat_backend.solve_cpsat(t).index == k
+    assert milp_solve(t, solver="highs").index == k
+    assert cpsat_backend.solve_cpsat(t).index == k

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from infersave.catalog.load import find_model
-from infersave.formulations import memory
+from infersave.formulations import memory_model as memory
 
 
 def test_kv_cache_opt_2_7b_batch_32_fp16() -> None:

@@ -14,12 +14,24 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from infersave.catalog import load as catalog
-from infersave.formulations import cpsat, encoding, milp
+from infersave.formulations import exact_model, milp
 from infersave.formulations.candidates import Workload, build_table, instance_arrays
 from infersave.formulations.options import ModelOptions, offload_levels
-from infersave.solver import backends, ranking
+from infersave.solver import cbc_backend, cpsat_backend, highs_backend, ranking, registry
 from infersave.solver.prepare import region_instances
 from infersave.solver.scenario import InputError, Scenario
+
+
+def milp_solve(table, solver: str = "highs", **kw):
+    """The MILP searched with ``solver`` (the backend modules of the search layer)."""
+    fn = highs_backend.solve_highs if solver == "highs" else cbc_backend.solve_cbc
+    return fn(table, **kw)
+
+
+def encode(table, prefilter: str = "structural"):
+    """The exact-model encoding with the ranker's tie-break positions."""
+    return exact_model.encode(table, ranking.tiebreak_positions(table), prefilter)
+
 
 KV = 1.024e9
 BASE = 2.0512e9
@@ -32,10 +44,10 @@ def table_for(gpus, insts, options, batch_sizes=(100,), step=0.1, workload=WORK)
     return build_table(tiny_model(), workload, arrays, batch_sizes, offload_levels(step), options)
 
 
-def pick(table, name: str) -> milp.ExactResult:
+def pick(table, name: str) -> exact_model.ExactResult:
     if name == "cp":
-        return cpsat.solve(table)
-    return milp.solve(table, solver=name)
+        return cpsat_backend.solve_cpsat(table)
+    return milp_solve(table, solver=name)
 
 
 def assert_all_agree(table) -> int | None:
@@ -75,11 +87,11 @@ def test_offload_impossible_model_larger_than_gpu(exact_options: ModelOptions) -
     assert not t.ok["weights_fit"].any()
     assert assert_all_agree(t) is None
     # the structural prefilter removed everything; without it the weights_fit row decides
-    assert encoding.encode(t).kept.size == 0
-    enc = encoding.encode(t, prefilter="none")
-    assert "weights_fit" in [r.name for r in encoding.float_rows(enc)]
-    assert milp.solve(t, prefilter="none").index is None
-    assert cpsat.solve(t, prefilter="none").index is None
+    assert encode(t).kept.size == 0
+    enc = encode(t, prefilter="none")
+    assert "weights_fit" in [r.name for r in exact_model.float_rows(enc)]
+    assert milp_solve(t, prefilter="none").index is None
+    assert cpsat_backend.solve_cpsat(t, prefilter="none").index is None
 
 
 def test_offload_impossible_one_layer_kv_too_large(exact_options: ModelOptions) -> None:
@@ -127,8 +139,8 @@ def test_costs_beyond_exact_nano_dollars_use_the_cost_rank(exact_options: ModelO
     gpus = [gpu("S", 2.6e9), gpu("L", 8e9)]
     insts = [instance("cheap", "S", 1.0, 8e9), instance("big", "L", 3.0, 8e9)]
     t = table_for(gpus, insts, exact_options, batch_sizes=(1, 100), workload=w)
-    assert t.total_cost_usd.min() > encoding.MAX_EXACT_COST_USD
-    assert encoding.encode(t).cost_unit == "cost rank"
+    assert t.total_cost_usd.min() > exact_model.MAX_EXACT_COST_USD
+    assert encode(t).cost_unit == "cost rank"
     assert assert_all_agree(t) is not None
 
 
@@ -188,7 +200,7 @@ def test_every_exact_backend_returns_the_exhaustive_optimum(table) -> None:
         if r.index is not None:
             assert table.feasible[r.index]
     # the rows doing the filtering (relaxation often fractional: branch and bound)
-    assert milp.solve(table, solver="highs", prefilter="structural").index == k
+    assert milp_solve(table, solver="highs", prefilter="structural").index == k
 
 
 # --- the model reads like the paper ----------------------------------------------------------
@@ -196,7 +208,7 @@ def test_every_exact_backend_returns_the_exhaustive_optimum(table) -> None:
 
 def test_named_constraints_and_linking(exact_options: ModelOptions, tmp_path) -> None:
     t = table_for([gpu("G", 2.6e9)], [instance("g.x", "G", 1.0, 8e9)], exact_options)
-    m = milp.build(encoding.encode(t))
+    m = milp.build(encode(t))
     for want in (
         "exactly_one_configuration",
         "exactly_one_instance",
@@ -211,11 +223,11 @@ def test_named_constraints_and_linking(exact_options: ModelOptions, tmp_path) ->
     ):
         assert m.problem.get_constraint_by_name(want) is not None, want
     lp = tmp_path / "m.lp"
-    milp.write_model(t, str(lp))
+    registry.write_model(t, "milp", str(lp))
     text = lp.read_text()
     assert "tps_slo:" in text and "x_g_x_bs100_off60" in text
     mps = tmp_path / "m.mps"
-    milp.write_model(t, str(mps))
+    registry.write_model(t, "milp", str(mps))
     assert mps.read_text().startswith("*SENSE:Minimize") or "ROWS" in mps.read_text()
 
 
@@ -225,7 +237,7 @@ def test_highs_arrays_are_the_pulp_model(exact_options: ModelOptions) -> None:
     insts = [instance("cheap", "S", 1.0, 3e8), instance("big", "L", 3.0, 8e9)]
     t = table_for(gpus, insts, exact_options, batch_sizes=(1, 8, 100))
     for prefilter in ("structural", "none"):
-        enc = encoding.encode(t, prefilter)
+        enc = encode(t, prefilter)
         m, cm = milp.build(enc), milp.columns(enc)
         cons = {c.name: c for c in m.problem.constraints()}
         assert cm.row_names == tuple(cons)
@@ -259,9 +271,9 @@ def test_every_prefilter_gives_the_same_pick(exact_options: ModelOptions, solver
     k = ranking.exhaustive(t)
     assert k is not None and not t.feasible.all()
     for prefilter in ("feasible", "structural", "none"):
-        r = milp.solve(t, solver=solver, prefilter=prefilter)
+        r = milp_solve(t, solver=solver, prefilter=prefilter)
         assert (r.index, r.status) == (k, "optimal"), prefilter
-    enc = encoding.encode(t, "feasible")
+    enc = encode(t, "feasible")
     assert enc.kept.size == t.feasible.sum()
     assert enc.removed["weights_fit"] + enc.removed["infeasible"] == len(t) - enc.kept.size
 
@@ -278,15 +290,15 @@ def test_highs_relaxation_first_then_branch_and_bound(exact_options: ModelOption
     assert k is not None and t.inst.instances[t.instance_idx[k]].instance_type == "fast-1"
     assert t.tps[t.instance_idx == 0].max() < 50_000  # slow-1 alone never meets the SLO
     calls: list[int] = []
-    real = milp._highs_mip
+    real = highs_backend._highs_mip
 
     def spy(*a, **kw):
         calls.append(1)
         return real(*a, **kw)
 
-    monkeypatch.setattr(milp, "_highs_mip", spy)
-    assert milp.solve(t).index == k and not calls
-    r = milp.solve(t, prefilter="none")
+    monkeypatch.setattr(highs_backend, "_highs_mip", spy)
+    assert milp_solve(t).index == k and not calls
+    r = milp_solve(t, prefilter="none")
     assert (r.index, r.status) == (k, "optimal") and calls
 
 
@@ -297,22 +309,24 @@ def test_nothing_feasible_skips_the_solver(exact_options: ModelOptions, monkeypa
     def boom(*a, **kw):
         raise AssertionError("the solver was called")
 
-    monkeypatch.setattr(milp, "_solve_highs", boom)
-    monkeypatch.setattr(milp, "_run", boom)
+    monkeypatch.setattr(highs_backend, "_solve_highs", boom)
+    monkeypatch.setattr(cbc_backend, "_run", boom)
     for solver in ("highs", "cbc"):
-        r = milp.solve(t, solver=solver)
+        r = milp_solve(t, solver=solver)
         assert r.index is None and r.status == "infeasible"
         assert "solver was not called" in r.note
-        k, info = backends.milp_backend(t, _scenario(solver=solver))
+        k, info = registry.milp_backend(t, _scenario(solver=solver))
         assert k is None and info.status == "infeasible" and "not called" in info.note
 
 
 def test_guard_keeps_the_tables_verdict_within_solver_tolerance() -> None:
     v = np.array([-1.0, 1e-9, -1e-9, 2.0])
     ok = np.array([True, False, True, True])  # last: the table says ok despite round-off
-    g = encoding.guard(v, 0.0, ok, "<=", 1e-3)
+    g = exact_model.guard(v, 0.0, ok, "<=", 1e-3)
     assert list(g) == [-1.0, 1e-3, -1e-9, 0.0]
-    gi = encoding.guard_int(np.array([100.4, 99.6, 99.4]), 100, np.array([False, True, True]), ">=")
+    gi = exact_model.guard_int(
+        np.array([100.4, 99.6, 99.4]), 100, np.array([False, True, True]), ">="
+    )
     assert list(gi) == [99, 100, 100]
 
 
@@ -334,9 +348,9 @@ def small_table(exact_options: ModelOptions):
 
 def test_backend_reports_solver_info(small_table) -> None:
     for b, fn, solver in (
-        ("milp", backends.milp_backend, "cbc"),
-        ("milp", backends.milp_backend, "highs"),
-        ("cp", backends.cp_backend, "cbc"),
+        ("milp", registry.milp_backend, "cbc"),
+        ("milp", registry.milp_backend, "highs"),
+        ("cp", registry.cp_backend, "cbc"),
     ):
         k, info = fn(small_table, _scenario(backend=b, solver=solver))
         assert k == ranking.exhaustive(small_table)
@@ -346,8 +360,8 @@ def test_backend_reports_solver_info(small_table) -> None:
 
 
 def test_unknown_solver_is_bad_input(small_table) -> None:
-    with pytest.raises(InputError, match="--solver"):
-        backends.milp_backend(small_table, _scenario(solver="gurobi"))
+    with pytest.raises(InputError, match=r"^solver: unknown"):
+        registry.milp_backend(small_table, _scenario(solver="gurobi"))
 
 
 @pytest.mark.parametrize(
@@ -355,10 +369,10 @@ def test_unknown_solver_is_bad_input(small_table) -> None:
     [
         (RuntimeError("segfault in solver"), "highs failed: segfault in solver"),
         (ImportError("no module named highspy"), "cannot be loaded"),
-        (milp.SolverUnavailable("solver cbc is not available"), "not available"),
-        (milp.ExactResult(None, "no_solution", None, 1.0), "time limit reached before"),
-        (milp.ExactResult(None, "infeasible", None, 0.1), "reported infeasible"),
-        (milp.ExactResult(0, "optimal", 1.0, 0.1), "the table rejects"),
+        (exact_model.SolverUnavailable("solver cbc is not available"), "not available"),
+        (exact_model.ExactResult(None, "no_solution", None, 1.0), "time limit reached before"),
+        (exact_model.ExactResult(None, "infeasible", None, 0.1), "reported infeasible"),
+        (exact_model.ExactResult(0, "optimal", 1.0, 0.1), "the table rejects"),
     ],
 )
 def test_faults_fall_back_to_exhaustive_with_a_note(
@@ -371,8 +385,8 @@ def test_faults_fall_back_to_exhaustive_with_a_note(
 
     if outcome is not None and not isinstance(outcome, Exception) and outcome.index == 0:
         assert not small_table.feasible[0]  # cheap at offload 0 does not fit
-    monkeypatch.setattr(milp, "solve", fake)
-    k, info = backends.milp_backend(small_table, _scenario())
+    monkeypatch.setattr(highs_backend, "solve_highs", fake)
+    k, info = registry.milp_backend(small_table, _scenario())
     assert k == ranking.exhaustive(small_table)
     assert info.status == "fallback"
     assert expect in info.note and "exhaustive ranker" in info.note
@@ -381,18 +395,20 @@ def test_faults_fall_back_to_exhaustive_with_a_note(
 def test_time_limit_keeps_the_best_found_and_flags_it(small_table, monkeypatch) -> None:
     k0 = ranking.exhaustive(small_table)
     monkeypatch.setattr(
-        milp, "solve", lambda *a, **kw: milp.ExactResult(k0, "time_limit", 1.0, 0.5, "not proven")
+        highs_backend,
+        "solve_highs",
+        lambda *a, **kw: exact_model.ExactResult(k0, "time_limit", 1.0, 0.5, "not proven"),
     )
-    k, info = backends.milp_backend(small_table, _scenario(time_limit=0.5))
+    k, info = registry.milp_backend(small_table, _scenario(time_limit=0.5))
     assert k == k0 and info.status == "time_limit" and "not proven" in info.note
 
 
 def test_real_time_limit_is_passed_to_the_solvers(small_table) -> None:
     for name in EXACT:
         r = (
-            cpsat.solve(small_table, time_limit=5.0)
+            cpsat_backend.solve_cpsat(small_table, time_limit=5.0)
             if name == "cp"
-            else milp.solve(small_table, solver=name, time_limit=5.0)
+            else milp_solve(small_table, solver=name, time_limit=5.0)
         )
         assert r.index == ranking.exhaustive(small_table) and r.status == "optimal"
 
@@ -404,9 +420,9 @@ def test_tiny_real_time_limit_is_flagged_never_silent() -> None:
     table = prepare(s).table
     k0 = ranking.exhaustive(table)
     for fn, solver in (
-        (backends.milp_backend, "cbc"),
-        (backends.milp_backend, "highs"),
-        (backends.cp_backend, "cbc"),
+        (registry.milp_backend, "cbc"),
+        (registry.milp_backend, "highs"),
+        (registry.cp_backend, "cbc"),
     ):
         k, info = fn(table, s.model_copy(update={"solver": solver, "time_limit": 0.001}))
         if info.status == "fallback":

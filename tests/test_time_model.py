@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from infersave.catalog.schemas import LLM
-from infersave.formulations import time
+from infersave.formulations import time_model as time
 from infersave.formulations.options import ModelOptions
 
 # 2 layers, 1000 parameters, attention width 2 heads x 2 = 4, K/V width 4, fp16.

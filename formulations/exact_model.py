@@ -1,5 +1,6 @@
 """What the exact models (MILP and CP-SAT) share: which candidates enter the model, the named
-constraint rows built from the candidate table, the integer cost and the tie-break order.
+constraint rows read from the candidate table's slack columns, the integer cost, the variable
+names, the tie-break stage and the result type.
 
 Both models read the SAME :class:`~.candidates.CandidateTable` as the exhaustive ranker and
 choose one candidate ``k`` (binary ``x_k``), so each constraint of the paper is one linear row
@@ -41,9 +42,11 @@ which): an order-preserving integer, equal exactly where the ranker sees a tie, 
 and its ties are unchanged; only the objective's unit differs.
 
 **Ties.** Among candidates of equal cost the ranker prefers higher TPS, then the instance type
-name, the smaller batch and the smaller offload ratio. :func:`tiebreak_position` gives every
-kept candidate its position ``P_k`` in that order (which does not involve cost or feasibility);
-minimizing ``P`` among the cost-optimal candidates is the ranker's tie-break, exactly.
+name, the smaller batch and the smaller offload ratio. That order is the search's, defined once
+in :mod:`infersave.solver.ranking`: the caller passes every candidate's position ``P_k`` in it
+(``tiebreak``, which does not involve cost or feasibility) to :func:`encode`; minimizing ``P``
+among the cost-optimal candidates (:func:`tied`, the second stage) is the ranker's tie-break,
+exactly.
 """
 
 from __future__ import annotations
@@ -53,26 +56,18 @@ from typing import Literal
 
 import numpy as np
 
-from infersave.formulations.candidates import GIB, CandidateTable, instance_name_rank
+from infersave.formulations import constraints
+from infersave.formulations.candidates import GIB, CandidateTable
 
 Prefilter = Literal["feasible", "structural", "none"]
 Sense = Literal["<=", ">="]
 
 COST_DECIMALS = 9
-"""As :data:`infersave.solver.ranking.COST_DECIMALS` (not imported: formulations stay below
-solver)."""
+"""$ amounts equal to 1e-9 are the same price (float products of $/h x hours): the ranker
+(:mod:`infersave.solver.ranking`) sorts by ``round(cost, COST_DECIMALS)``."""
 NANO = 10**9
 MAX_EXACT_COST_USD = 1e6
 """Above this cost the nano-dollar integer may not map one-to-one to ``round(cost, 9)``."""
-
-ROW_NAMES: dict[str, str] = {
-    "weights_fit": "weights_fit",
-    "memory_feasibility": "memory_feasibility",
-    "per_layer_kv": "per_layer_kv",
-    "host_memory": "host_memory_for_offloaded_kv",
-    "tps_slo": "tps_slo",
-}
-"""Table constraint name -> model row name (the price cap is a row over instances)."""
 
 
 def guard(
@@ -123,28 +118,6 @@ def nano_cost(cost_usd: np.ndarray) -> np.ndarray:
             f"costs must be finite and below ${MAX_EXACT_COST_USD:g} for exact integer scaling"
         )
     return np.rint(c * NANO).astype(np.int64)
-
-
-def tiebreak_position(table: CandidateTable, idx: np.ndarray) -> np.ndarray:
-    """Position (0 = preferred) of each candidate of ``idx`` in the ranker's tie-break order:
-    TPS descending, instance type name, batch size ascending, offload ratio ascending.
-    Equal keys get equal positions. Returns int64 of shape ``idx.shape``."""
-    if idx.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    keys = (
-        table.offload_ratio[idx],
-        table.batch_size[idx],
-        instance_name_rank(table.inst)[table.instance_idx[idx]],
-        -table.tps[idx],
-    )
-    order = np.lexsort(keys)
-    stacked = np.stack([k[order] for k in keys])
-    new = np.ones(order.size, dtype=bool)
-    new[1:] = (stacked[:, 1:] != stacked[:, :-1]).any(axis=0)
-    dense = np.cumsum(new) - 1
-    pos = np.empty(idx.size, dtype=np.int64)
-    pos[order] = dense
-    return pos
 
 
 @dataclass(frozen=True)
@@ -226,8 +199,17 @@ def kept_candidates(table: CandidateTable, prefilter: Prefilter = "structural") 
     raise ValueError(f"unknown prefilter {prefilter!r}; use feasible, structural or none")
 
 
-def encode(table: CandidateTable, prefilter: Prefilter = "structural") -> Encoding:
-    """Select the model's candidates and compute their costs and tie-break positions.
+def encode(
+    table: CandidateTable, tiebreak: np.ndarray, prefilter: Prefilter = "structural"
+) -> Encoding:
+    """Select the model's candidates and compute their integer costs and tie-break positions.
+
+    Args:
+        table: the candidate table.
+        tiebreak: int64 of shape ``(N,)``: every candidate's position in the search's tie-break
+            order (:func:`infersave.solver.ranking.tiebreak_positions`); only the order of the
+            kept candidates matters (they are renumbered densely from 0).
+        prefilter: see :func:`kept_candidates`.
 
     Raises:
         ValueError: on an unknown ``prefilter`` or a cost too large for exact scaling.
@@ -261,87 +243,70 @@ def encode(table: CandidateTable, prefilter: Prefilter = "structural") -> Encodi
         levels=np.unique(level_of),
         cost_nano=c - base,
         base_nano=base,
-        position=tiebreak_position(table, kept),
+        position=np.unique(np.asarray(tiebreak)[kept], return_inverse=True)[1]
+        .astype(np.int64)
+        .reshape(-1),
         removed=removed,
         cost_unit=unit,
     )
 
 
-def _raw_rows(enc: Encoding) -> list[tuple[str, np.ndarray, str]]:
-    """(table constraint name, excess value in bytes or tokens/s, kind) of the kept candidates,
-    in the form ``excess <= 0`` for memory rows."""
+def _rows(enc: Encoding, integer: bool) -> list[Row]:
+    """The named rows of the kept candidates, read from the table's slack columns.
+
+    Each active constraint ``c`` (:func:`.constraints.active`) is ``value sense limit`` with
+    ``value`` = :func:`.constraints.row_values` of its slack: a memory excess against 0, the
+    price against P_max (one coefficient per instance, on ``y_i``), the TPS against TPS_SLO.
+    ``weights_fit`` is left out when the prefilter already removed every candidate violating
+    it; ``price_cap`` when there is no cap.
+    """
     t, k = enc.table, enc.kept
-    gmem, used = t.gpu_memory_bytes[k], t.gpu_used_bytes[k]
-    rows: list[tuple[str, np.ndarray, str]] = []
-    if enc.removed.get("weights_fit") is None:
-        rows.append(("weights_fit", t.weights_bytes - gmem, "memory"))
-    rows.append(("memory_feasibility", used - gmem, "memory"))
-    if t.options.formulas == "paper":
-        free = gmem - t.weights_bytes - t.activation_bytes[k]
-    else:
-        free = gmem - used
-    layer = np.where(t.offload_ratio[k] > 0, t.kv_per_layer_bytes[k] - free, 0.0)
-    rows.append(("per_layer_kv", layer, "memory"))
-    if t.options.formulas != "paper":  # the paper never checks host memory
-        host = t.offload_ratio[k] * t.kv_cache_bytes[k] - t.host_memory_bytes[k]
-        rows.append(("host_memory", host, "memory"))
-    return rows
+    w = t.workload
+    out: list[Row] = []
+    for c in t.constraints:
+        if c.name == "weights_fit" and "weights_fit" in enc.removed:
+            continue
+        if c.kind == "price" and not np.isfinite(w.max_price):
+            continue
+        scale, margin, unit = _UNITS[c.kind][integer]
+        rhs = constraints.limit(c, w.slo_tps, w.max_price)
+        value = constraints.row_values(c, t.slack[c.name][k], rhs)
+        ok = t.ok[c.name][k]
+        over: Literal["candidate", "instance"] = "candidate"
+        if c.kind == "price":  # instance i's price: at its first kept candidate (instance-major)
+            first = np.searchsorted(enc.instance_of, enc.instances)
+            value, ok, over = value[first], ok[first], "instance"
+        if integer:
+            lim = round(rhs * scale)
+            coef = guard_int(value * scale, lim, ok, c.sense)
+            out.append(Row(c.row, coef, c.sense, lim, unit, over))
+        else:
+            coef = guard(value * scale, rhs * scale, ok, c.sense, margin)
+            out.append(Row(c.row, coef, c.sense, rhs * scale, unit, over))
+    return out
+
+
+_UNITS: dict[str, dict[bool, tuple[float, float, str]]] = {
+    # kind: {integer: (scale from the slack's unit, guard margin, row unit)}
+    "memory": {False: (1.0 / GIB, 2**-10, "GiB"), True: (1.0 / 1024.0, 1.0, "KiB")},
+    "price": {False: (1.0, 1e-6, "$/h"), True: (1e6, 1.0, "micro-$/h")},
+    "slo": {False: (1.0, 1e-4, "tokens/s"), True: (1000.0, 1.0, "milli-tokens/s")},
+}
+"""Row units: coefficients of order 1..1e5 for the MILP (GiB, $/h, tokens/s, with the guard
+margins 1 MiB, 1e-6 $/h, 1e-4 tokens/s) and integers for CP-SAT (KiB, micro-$/h,
+milli-tokens/s)."""
 
 
 def float_rows(enc: Encoding) -> list[Row]:
-    """The named rows with float coefficients for the MILP.
-
-    Memory rows: ``sum_k excess_k x_k <= 0`` in GiB with a 1 MiB margin; ``price_cap``:
-    ``sum_i price_i y_i <= P_max`` in $/h with a 1e-6 $/h margin; ``tps_slo``:
-    ``sum_k tps_k x_k >= SLO`` in tokens/s with a 1e-4 tokens/s margin (see :func:`guard`).
-    """
-    t, k = enc.table, enc.kept
-    out: list[Row] = []
-    for name, excess, _ in _raw_rows(enc):
-        coef = guard(excess / GIB, 0.0, t.ok[name][k], "<=", 2**-10)
-        out.append(Row(ROW_NAMES[name], coef, "<=", 0.0, "GiB"))
-    if np.isfinite(t.workload.max_price):  # no cap: no row
-        out.append(_price_row(enc, scale=1.0, integer=False))
-    slo = float(t.workload.slo_tps)
-    coef = guard(t.tps[k], slo, t.ok["tps_slo"][k], ">=", 1e-4)
-    out.append(Row("tps_slo", coef, ">=", slo, "tokens/s"))
-    return out
-
-
-def _price_row(enc: Encoding, scale: float, integer: bool) -> Row:
-    t = enc.table
-    ii = enc.instances
-    price = t.inst.price_per_hour[ii]
-    cap = float(t.workload.max_price)
-    ok = price <= cap  # the table's price_cap is this comparison, per instance
-    if integer:
-        lim = round(cap * scale)
-        return Row(
-            "price_cap",
-            guard_int(price * scale, lim, ok, "<="),
-            "<=",
-            lim,
-            "micro-$/h",
-            over="instance",
-        )
-    return Row("price_cap", guard(price, cap, ok, "<=", 1e-6), "<=", cap, "$/h", over="instance")
+    """The named rows with float coefficients for the MILP (see :func:`_rows`, :func:`guard`)."""
+    return _rows(enc, integer=False)
 
 
 def int_rows(enc: Encoding) -> list[Row]:
-    """The named rows with int64 coefficients for CP-SAT: memory in KiB, price in micro-$/h,
-    TPS in milli-tokens/s, each rounded to the nearest unit and nudged by :func:`guard_int` so
-    that every comparison with the (rounded) limit is the table's."""
-    t, k = enc.table, enc.kept
-    out: list[Row] = []
-    for name, excess, _ in _raw_rows(enc):
-        coef = guard_int(excess / 1024.0, 0, t.ok[name][k], "<=")
-        out.append(Row(ROW_NAMES[name], coef, "<=", 0, "KiB"))
-    if np.isfinite(t.workload.max_price):  # no cap: no row
-        out.append(_price_row(enc, scale=1e6, integer=True))
-    slo = round(float(t.workload.slo_tps) * 1000)
-    coef = guard_int(t.tps[k] * 1000.0, slo, t.ok["tps_slo"][k], ">=")
-    out.append(Row("tps_slo", coef, ">=", slo, "milli-tokens/s"))
-    return out
+    """The named rows with int64 coefficients for CP-SAT: each value rounded to the nearest
+    unit and nudged by :func:`guard_int` so that every comparison with the (rounded) limit is
+    the table's."""
+    return _rows(enc, integer=True)
 
 
 def empty_note(prefilter: Prefilter) -> str:
@@ -351,3 +316,85 @@ def empty_note(prefilter: Prefilter) -> str:
     if prefilter == "structural":
         return "no instance can hold the model weights (structural prefilter)"
     return "no candidates"
+
+
+def tied(enc: Encoding, j: int) -> np.ndarray:
+    """The tie-break stage's candidates: positions in ``enc.kept`` of the feasible candidates
+    whose integer cost equals that of ``j``. The stage (minimize ``P`` over them) is needed only
+    when there are two or more. The table decides feasibility here, which is sound because the
+    model's feasible set is ``table.feasible`` (guarded rows)."""
+    same = enc.cost_nano == enc.cost_nano[j]
+    return np.flatnonzero(same & enc.table.feasible[enc.kept])
+
+
+def _label(x: float) -> str:
+    return f"{x * 100:g}".replace(".", "p")
+
+
+def instance_label(table: CandidateTable, i: int) -> str:
+    """Instance ``i``'s type as an identifier (``g5.xlarge`` -> ``g5_xlarge``)."""
+    return table.inst.instances[int(i)].instance_type.replace(".", "_").replace("-", "_")
+
+
+def candidate_name(table: CandidateTable, k: int) -> str:
+    """The variable name of candidate ``k``: ``x_<instance>_bs<batch>_off<percent>``."""
+    return (
+        f"x_{instance_label(table, table.instance_idx[k])}_bs{int(table.batch_size[k])}"
+        f"_off{_label(table.offload_ratio[k])}"
+    )
+
+
+@dataclass(frozen=True)
+class Group:
+    """One kind of indicator variable: ``y`` (instance), ``z`` (batch size), ``w`` (offload
+    level), with the group of each kept candidate and the label of a group id."""
+
+    kind: str
+    prefix: str
+    of: np.ndarray
+
+    def label(self, table: CandidateTable, g: int) -> str:
+        """The name part of group ``g`` (``g5_xlarge``, ``bs16``, ``off30``)."""
+        if self.kind == "instance":
+            return instance_label(table, g)
+        if self.kind == "batch_size":
+            return f"bs{int(table.batch_sizes[g])}"
+        return f"off{_label(table.levels[g])}"
+
+
+def groups(enc: Encoding, subset: np.ndarray | None = None) -> tuple[Group, ...]:
+    """The indicator groups linked to the candidates ``subset`` (positions in ``enc.kept``):
+    rows ``link_<kind>_<label>: sum of its x = indicator`` and ``exactly_one_<kind>``."""
+    sub = np.arange(enc.kept.size) if subset is None else np.asarray(subset)
+    return (
+        Group("instance", "y", enc.instance_of[sub]),
+        Group("batch_size", "z", enc.batch_of[sub]),
+        Group("offload_level", "w", enc.level_of[sub]),
+    )
+
+
+@dataclass(frozen=True)
+class ExactResult:
+    """What solving an exact model returns.
+
+    Attributes:
+        index: chosen candidate index into the table, or None.
+        status: ``optimal``, ``infeasible``, ``time_limit`` (a feasible pick that is not proven
+            optimal), or ``no_solution`` (time limit without any feasible pick).
+        objective: billed cost in $ of the pick (stage-1 objective), or None.
+        solve_seconds: wall seconds building and solving, all stages.
+        note: what else the caller should know (e.g. stage 2 hit the time limit).
+        variables / constraints: size of the stage-1 model.
+    """
+
+    index: int | None
+    status: str
+    objective: float | None
+    solve_seconds: float
+    note: str = ""
+    variables: int = 0
+    constraints: int = 0
+
+
+class SolverUnavailable(RuntimeError):
+    """The requested solver cannot run here (not installed, or its library fails to load)."""

@@ -1,12 +1,15 @@
-"""The exact search backends (MILP via PuLP, CP-SAT via OR-Tools) behind ``--backend``, with
-the fault handling that keeps them from ever giving a silent wrong answer.
+"""The one registry of search backends by name (``--backend``): ``exhaustive`` (the ranker),
+``milp`` (HiGHS in-process, or CBC, over :mod:`infersave.formulations.milp`) and ``cp``
+(CP-SAT over :mod:`infersave.formulations.cpsat`), with the fault handling that keeps the exact
+ones from ever giving a silent wrong answer. Every backend takes the same candidate table and
+returns ``(chosen index or None, SolverInfo)``; ``solve``, ``batch`` and ``compare`` all look
+backends up here.
 
-PuLP and OR-Tools are imported inside the functions, so ``infersave --help`` loads neither.
+The solver libraries are imported inside the functions, so ``infersave --help`` loads none.
 
-The MILP is solved over the candidates the table finds feasible on their own (the named rows
-stay in the model; see :func:`infersave.formulations.milp.solve`), with HiGHS in-process by
-default; ``--write-model`` writes it with only the structural prefilter, so the rows visibly
-exclude candidates.
+The exact models are solved over the candidates the table finds feasible on their own (the
+named rows stay in the model); ``--write-model`` writes them with only the structural
+prefilter, so the rows visibly exclude candidates.
 
 Faults and what the user gets (``SolverInfo.status`` / ``note``):
 
@@ -33,6 +36,8 @@ from infersave.solver import ranking
 from infersave.solver.records import SolverInfo
 from infersave.solver.scenario import InputError, Scenario
 
+BackendFn = Callable[[CandidateTable, Scenario], tuple[int | None, SolverInfo]]
+
 MILP_SOLVERS: tuple[str, ...] = ("cbc", "highs")
 CP_SOLVER = "cp-sat"
 
@@ -54,7 +59,8 @@ def _fallback(
 def _checked(
     table: CandidateTable, backend: str, solver: str, run: Callable[[], object]
 ) -> tuple[int | None, SolverInfo]:
-    """Run an exact solve (``run`` returns a :class:`~infersave.formulations.milp.ExactResult`)
+    """Run an exact solve (``run`` returns an
+    :class:`~infersave.formulations.exact_model.ExactResult`)
     and turn its outcome or failure into ``(index, SolverInfo)``."""
     t0 = time.perf_counter()
     try:
@@ -98,6 +104,19 @@ def _checked(
     )
 
 
+def exhaustive_backend(table: CandidateTable, scenario: Scenario) -> tuple[int | None, SolverInfo]:
+    """Search ``table`` by brute force (:func:`infersave.solver.ranking.exhaustive`)."""
+    t0 = time.perf_counter()
+    k = ranking.exhaustive(table)
+    return k, SolverInfo(
+        backend="exhaustive",
+        solver="numpy",
+        status="optimal" if k is not None else "infeasible",
+        solve_seconds=time.perf_counter() - t0,
+        objective=float(table.total_cost_usd[k]) if k is not None else None,
+    )
+
+
 def milp_backend(table: CandidateTable, scenario: Scenario) -> tuple[int | None, SolverInfo]:
     """Search ``table`` with the MILP of :mod:`infersave.formulations.milp` and
     ``scenario.solver`` (highs, the default, or cbc) within ``scenario.time_limit`` seconds.
@@ -109,12 +128,16 @@ def milp_backend(table: CandidateTable, scenario: Scenario) -> tuple[int | None,
     """
     solver = scenario.solver
     if solver not in MILP_SOLVERS:
-        raise InputError(f"unknown --solver {solver!r}; use one of: {', '.join(MILP_SOLVERS)}")
+        raise InputError(f"solver: unknown {solver!r}; use one of: {', '.join(MILP_SOLVERS)}")
 
     def run() -> object:
-        from infersave.formulations import milp
+        if solver == "highs":
+            from infersave.solver.highs_backend import solve_highs
 
-        return milp.solve(table, solver=solver, time_limit=scenario.time_limit)
+            return solve_highs(table, time_limit=scenario.time_limit)
+        from infersave.solver.cbc_backend import solve_cbc
+
+        return solve_cbc(table, time_limit=scenario.time_limit)
 
     return _checked(table, "milp", solver, run)
 
@@ -127,11 +150,33 @@ def cp_backend(table: CandidateTable, scenario: Scenario) -> tuple[int | None, S
     """
 
     def run() -> object:
-        from infersave.formulations import cpsat
+        from infersave.solver.cpsat_backend import solve_cpsat
 
-        return cpsat.solve(table, time_limit=scenario.time_limit)
+        return solve_cpsat(table, time_limit=scenario.time_limit)
 
     return _checked(table, "cp", CP_SOLVER, run)
+
+
+BACKENDS: dict[str, BackendFn] = {
+    "exhaustive": exhaustive_backend,
+    "milp": milp_backend,
+    "cp": cp_backend,
+}
+"""Search backends by name: each takes the candidate table and returns the chosen index."""
+
+
+def search(table: CandidateTable, scenario: Scenario) -> tuple[int | None, SolverInfo]:
+    """Search ``table`` with ``scenario.backend``.
+
+    Raises:
+        InputError: unknown backend or solver name.
+    """
+    fn = BACKENDS.get(scenario.backend)
+    if fn is None:
+        raise InputError(
+            f"backend: unknown {scenario.backend!r}; use one of: {', '.join(BACKENDS)}"
+        )
+    return fn(table, scenario)
 
 
 def write_model(table: CandidateTable, backend: str, path: str) -> None:
@@ -141,16 +186,19 @@ def write_model(table: CandidateTable, backend: str, path: str) -> None:
     Raises:
         InputError: for the exhaustive backend (it has no model) or an unwritable path.
     """
+    from infersave.formulations.exact_model import encode
+
+    if backend not in ("milp", "cp"):
+        raise InputError("write_model: needs backend milp or cp (exhaustive has no model)")
+    enc = encode(table, ranking.tiebreak_positions(table), "structural")
     try:
         if backend == "milp":
             from infersave.formulations import milp
 
-            milp.write_model(table, path)
-        elif backend == "cp":
+            milp.write_model(enc, path)
+        else:
             from infersave.formulations import cpsat
 
-            cpsat.write_model(table, path)
-        else:
-            raise InputError("--write-model needs --backend milp or cp (exhaustive has no model)")
+            cpsat.write_model(enc, path)
     except OSError as exc:
-        raise InputError(f"cannot write the model to {path}: {exc.strerror or exc}") from exc
+        raise InputError(f"write_model: cannot write {path}: {exc.strerror or exc}") from exc

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from infersave.catalog.schemas import LLM
-from infersave.formulations.memory import kv_bytes_per_token, weights_bytes
+from infersave.formulations.memory_model import kv_bytes_per_token, weights_bytes
 from infersave.formulations.options import ModelOptions
 
 
