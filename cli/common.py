@@ -7,6 +7,7 @@ Commands import their heavy modules (solver, numpy) inside their bodies so that
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 from collections.abc import Iterator
 from enum import Enum, StrEnum
@@ -14,7 +15,29 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-EXIT_OK, EXIT_INFEASIBLE, EXIT_BAD_INPUT = 0, 1, 2
+from infersave.solver.fields import BY_NAME
+
+EXIT_OK, EXIT_INFEASIBLE, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+"""Exit codes: 0 found, 1 nothing feasible, 2 bad input (or unwritable output), 3 an
+unexpected internal error (a bug: rerun with --debug for the traceback), 130 interrupted."""
+
+_FLAGS: dict[str, str] = {
+    **{name: spec.flag for name, spec in BY_NAME.items()},
+    "offload_ratio": "--offload-ratio",  # predict's own option
+}
+_FIELD_WORDS = re.compile(
+    r"(?<![\w-])("
+    + "|".join(sorted((n for n in _FLAGS if "_" in n), key=len, reverse=True))
+    + r")(?![\w-])"
+)
+_LEADING_FIELD = re.compile(r"^(" + "|".join(_FLAGS) + r"):")
+
+
+def as_flags(message: str) -> str:
+    """A solver-layer message with scenario field names shown as the CLI's flags
+    (``raise max_price`` -> ``raise --max-price``; a leading ``dtype:`` -> ``--dtype:``)."""
+    message = _LEADING_FIELD.sub(lambda m: _FLAGS[m.group(1)] + ":", message)
+    return _FIELD_WORDS.sub(lambda m: _FLAGS[m.group(1)], message)
 
 
 class Format(StrEnum):
@@ -43,15 +66,16 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except ValidationError as exc:
-        fail(describe_validation_error(exc))
+        fail(as_flags(describe_validation_error(exc)))
     except (InputError, CatalogError) as exc:
-        fail(str(exc))
+        fail(as_flags(str(exc)))
     except OSError as exc:
         fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
 
 
 def build_scenario(**fields: Any) -> Any:
-    """A validated :class:`~infersave.solver.scenario.Scenario` from CLI fields (None = default).
+    """A validated :class:`~infersave.solver.scenario.Scenario` from CLI fields (None: the
+    scenario's default).
 
     Raises:
         pydantic.ValidationError, InputError: on bad values (handled by :func:`user_errors`).
@@ -65,71 +89,41 @@ def build_scenario(**fields: Any) -> Any:
 
 
 # Shared option declarations -------------------------------------------------------------
+# Scenario options come from the scenario's field specs (infersave.solver.fields): flag, help,
+# unit and default are declared there once. Their CLI default is None, meaning "the scenario's
+# default", which the help text shows.
 
-ModelOpt = Annotated[
-    str,
-    typer.Option(
-        "--model", "-m", help="Catalog name (opt-2.7b), Hugging Face id, or a config.json path."
-    ),
-]
-InputLenOpt = Annotated[int, typer.Option("--input-len", help="Prompt tokens per request (L_in).")]
-OutputLenOpt = Annotated[
-    int, typer.Option("--output-len", help="Generated tokens per request (L_out).")
-]
-RequestsOpt = Annotated[int, typer.Option("--requests", help="Requests in the task.")]
-SloOpt = Annotated[
-    float, typer.Option("--slo-tps", help="Throughput SLO: input+output tokens per second.")
-]
-MaxPriceOpt = Annotated[
-    float | None, typer.Option("--max-price", help="Price cap P_max, $/h per instance.")
-]
-RegionOpt = Annotated[str, typer.Option("--region", help="Cloud region.")]
-CatalogOpt = Annotated[
-    str, typer.Option("--catalog", help="Price set: aws, or paper-2025 (the paper's Table IV).")
-]
-BatchSizesOpt = Annotated[
-    str | None,
-    typer.Option("--batch-sizes", help="Batch sizes to search: 1,2,4,... or 1-256 (powers of 2)."),
-]
-BatchSizeOpt = Annotated[
-    int | None, typer.Option("--batch-size", help="Fix the batch size instead of searching.")
-]
-OffloadStepOpt = Annotated[
-    float, typer.Option("--offload-step", help="Grid step of the KV-cache offload ratio.")
-]
-BillingOpt = Annotated[
-    str, typer.Option("--billing", help="hourly (ceil, the paper) or per-second (60 s minimum).")
-]
-PricingOpt = Annotated[str, typer.Option("--pricing", help="on-demand or spot prices.")]
-DtypeOpt = Annotated[
-    str, typer.Option("--dtype", help="Weights/KV precision: fp16, bf16, fp32, int8.")
-]
-FormulasOpt = Annotated[
-    str,
-    typer.Option(
-        "--formulas", help="physics (corrected) or paper (the paper's formulas as printed)."
-    ),
-]
-PerfModelOpt = Annotated[
-    str | None, typer.Option("--perf-model", help="Time model: roofline or paper (Eq. 5-6).")
-]
-CalibrationOpt = Annotated[
-    str,
-    typer.Option(
-        "--calibration", help="CTCF coefficients: default (shipped), none, or a JSON file."
-    ),
-]
-NonNvidiaOpt = Annotated[
-    bool, typer.Option("--include-non-nvidia", help="Also consider non-NVIDIA accelerators.")
-]
+
+def scenario_option(name: str, *short: str, cli_type: Any = None) -> Any:
+    """``Annotated[type | None, typer.Option(...)]`` for scenario field ``name`` (flag, help
+    with unit and default from its :class:`~infersave.solver.fields.FieldSpec`)."""
+    spec = BY_NAME[name]
+    t = cli_type or (spec.type if spec.type in (int, float, str, bool) else str)
+    if t is not bool:
+        t = t | None
+    return Annotated[t, typer.Option(spec.flag, *short, help=spec.help_text())]
+
+
+ModelOpt = scenario_option("model", "-m")
+InputLenOpt = scenario_option("input_len")
+OutputLenOpt = scenario_option("output_len")
+RequestsOpt = scenario_option("requests")
+SloOpt = scenario_option("slo_tps")
+MaxPriceOpt = scenario_option("max_price", cli_type=float)
+RegionOpt = scenario_option("region")
+CatalogOpt = scenario_option("catalog")
+BatchSizesOpt = scenario_option("batch_sizes")
+BatchSizeOpt = scenario_option("batch_size", cli_type=int)
+OffloadStepOpt = scenario_option("offload_step")
+BillingOpt = scenario_option("billing")
+PricingOpt = scenario_option("pricing")
+DtypeOpt = scenario_option("dtype")
+FormulasOpt = scenario_option("formulas")
+PerfModelOpt = scenario_option("perf_model")
+CalibrationOpt = scenario_option("calibration")
+NonNvidiaOpt = scenario_option("include_non_nvidia")
+BackendOpt = scenario_option("backend")
+SolverOpt = scenario_option("solver")
+TimeLimitOpt = scenario_option("time_limit", cli_type=float)
+TopOpt = scenario_option("top")
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
-BackendOpt = Annotated[
-    str | None,
-    typer.Option("--backend", help="Search: milp (PuLP), cp (CP-SAT) or exhaustive (brute force)."),
-]
-SolverOpt = Annotated[
-    str | None, typer.Option("--solver", help="MILP solver: highs (default; in-process) or cbc.")
-]
-TimeLimitOpt = Annotated[
-    float | None, typer.Option("--time-limit", help="Solver time limit, seconds.")
-]

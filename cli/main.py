@@ -38,6 +38,8 @@ from infersave.cli.common import (
     SloOpt,
     SolverOpt,
     TimeLimitOpt,
+    TopOpt,
+    as_flags,
     build_scenario,
     fail,
     user_errors,
@@ -112,7 +114,7 @@ def _print_solve_table(result: Any) -> None:
     if rows:
         render.print_table(RECORD_COLUMNS, rows, highlight_first=result.recommendation is not None)
     if result.status != "ok":
-        render.echo(f"Nothing feasible: {result.message}")
+        render.echo(f"Nothing feasible: {as_flags(result.message)}")
         return
     rec = result.recommendation
     line = (
@@ -146,25 +148,25 @@ def _emit_result(result: Any, fmt: Format) -> None:
         _print_solve_table(result)
 
 
-@app.command(help=SOLVE_EXAMPLE)
-def solve(
+@app.command(name="solve", help=SOLVE_EXAMPLE)
+def solve_cmd(
     model: ModelOpt,
     input_len: InputLenOpt,
     output_len: OutputLenOpt,
     slo_tps: SloOpt,
-    requests: RequestsOpt = 1000,
+    requests: RequestsOpt = None,
     max_price: MaxPriceOpt = None,
-    region: RegionOpt = "us-east-1",
-    catalog: CatalogOpt = "aws",
+    region: RegionOpt = None,
+    catalog: CatalogOpt = None,
     batch_sizes: BatchSizesOpt = None,
     batch_size: BatchSizeOpt = None,
-    offload_step: OffloadStepOpt = 0.1,
-    billing: BillingOpt = "hourly",
-    pricing: PricingOpt = "on-demand",
-    dtype: DtypeOpt = "fp16",
-    formulas: FormulasOpt = "physics",
+    offload_step: OffloadStepOpt = None,
+    billing: BillingOpt = None,
+    pricing: PricingOpt = None,
+    dtype: DtypeOpt = None,
+    formulas: FormulasOpt = None,
     perf_model: PerfModelOpt = None,
-    calibration: CalibrationOpt = "default",
+    calibration: CalibrationOpt = None,
     include_non_nvidia: NonNvidiaOpt = False,
     backend: BackendOpt = None,
     solver: SolverOpt = None,
@@ -176,7 +178,7 @@ def solve(
             help="Also write the exact model: .lp/.mps (milp) or the CP-SAT proto as text (cp).",
         ),
     ] = None,
-    top: Annotated[int, typer.Option("--top", help="Alternatives to show.")] = 5,
+    top: TopOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
     with user_errors():
@@ -219,7 +221,7 @@ def solve(
     _emit_result(result, fmt)
     if result.status != "ok":
         if fmt is not Format.table:
-            sys.stderr.write(f"infersave: nothing feasible: {result.message}\n")
+            sys.stderr.write(f"infersave: nothing feasible: {as_flags(result.message)}\n")
         raise typer.Exit(EXIT_INFEASIBLE)
 
 
@@ -234,8 +236,8 @@ Example:
 """
 
 
-@app.command(help=PREDICT_HELP)
-def predict(
+@app.command(name="predict", help=PREDICT_HELP)
+def predict_cmd(
     model: ModelOpt,
     input_len: InputLenOpt,
     output_len: OutputLenOpt,
@@ -248,19 +250,19 @@ def predict(
         float | None,
         typer.Option("--offload-ratio", help="KV share kept in host memory; default: minimal."),
     ] = None,
-    requests: RequestsOpt = 1000,
+    requests: RequestsOpt = None,
     slo_tps: Annotated[
         float | None, typer.Option("--slo-tps", help="SLO for TPS_effective; default none.")
     ] = None,
-    region: RegionOpt = "us-east-1",
-    catalog: CatalogOpt = "aws",
-    offload_step: OffloadStepOpt = 0.1,
-    billing: BillingOpt = "hourly",
-    pricing: PricingOpt = "on-demand",
-    dtype: DtypeOpt = "fp16",
-    formulas: FormulasOpt = "physics",
+    region: RegionOpt = None,
+    catalog: CatalogOpt = None,
+    offload_step: OffloadStepOpt = None,
+    billing: BillingOpt = None,
+    pricing: PricingOpt = None,
+    dtype: DtypeOpt = None,
+    formulas: FormulasOpt = None,
     perf_model: PerfModelOpt = None,
-    calibration: CalibrationOpt = "default",
+    calibration: CalibrationOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
     with user_errors():

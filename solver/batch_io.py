@@ -219,9 +219,7 @@ def scenario_from_fields(fields: Mapping[str, Any], row: int | None = None) -> S
             try:
                 value = parse_batch_sizes(value)
             except InputError as exc:
-                raise InputError(
-                    f"{where}batch_sizes: {exc}".replace("--batch-sizes: ", "")
-                ) from None
+                raise InputError(f"{where}{exc}") from None
         clean[key] = value
     try:
         return Scenario(**clean)

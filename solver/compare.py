@@ -79,10 +79,16 @@ def random_scenarios(n: int, seed: int, **fixed: Any) -> list[Scenario]:
         pool = small if rng.random() < 0.85 else every
         slo = float(f"{10 ** rng.uniform(0, np.log10(3000)):.2g}")
         cap = RANDOM_CAPS[int(rng.integers(len(RANDOM_CAPS)))]
+        name = pool[int(rng.integers(len(pool)))]
+        lin = int(rng.choice(RANDOM_INPUT_LENS))
+        lout = int(rng.choice(RANDOM_OUTPUT_LENS))
+        window = models[name].max_position_embeddings
+        if window is not None and lin + lout > window:  # the longest prompt that fits
+            lin = max(x for x in RANDOM_INPUT_LENS if x + lout <= window)
         fields: dict[str, Any] = {
-            "model": pool[int(rng.integers(len(pool)))],
-            "input_len": int(rng.choice(RANDOM_INPUT_LENS)),
-            "output_len": int(rng.choice(RANDOM_OUTPUT_LENS)),
+            "model": name,
+            "input_len": lin,
+            "output_len": lout,
             "requests": int(rng.choice(RANDOM_REQUESTS)),
             "slo_tps": slo,
             "max_price": cap,

@@ -11,7 +11,12 @@ from infersave.catalog.schemas import Instance
 from infersave.formulations.candidates import build_table, instance_arrays
 from infersave.formulations.constraints import memory_constraints, violated
 from infersave.formulations.options import offload_levels
-from infersave.solver.prepare import _calibration, resolve_model, workload_of
+from infersave.solver.prepare import (
+    _calibration,
+    check_context_window,
+    resolve_model,
+    workload_of,
+)
 from infersave.solver.records import Record, make_record
 from infersave.solver.scenario import InputError, Scenario
 
@@ -69,10 +74,11 @@ def predict(
         InputError: unknown model, instance or GPU, or an offload ratio outside [0, 1].
     """
     if s.batch_size is None:
-        raise InputError("--batch-size is required for predict")
+        raise InputError("batch_size: required for predict")
     if offload_ratio is not None and not 0 <= offload_ratio <= 1:
-        raise InputError(f"--offload-ratio must be between 0 and 1, got {offload_ratio}")
+        raise InputError(f"offload_ratio: must be between 0 and 1, got {offload_ratio}")
     model = resolve_model(s.model)
+    check_context_window(model, s.input_len, s.output_len)
     target = _target(s, instance, gpu)
     options = s.options()
     cal_name, cal = _calibration(s.calibration, s.perf_model, s.formulas, s.catalog)
@@ -86,7 +92,7 @@ def predict(
         try:
             levels = offload_levels(s.offload_step)
         except ValueError as exc:
-            raise InputError(f"--offload-step: {exc}") from exc
+            raise InputError(f"offload_step: {exc}") from exc
     table = build_table(model, workload_of(s), arrays, [s.batch_size], levels, options)
     fits = np.flatnonzero(table.memory_ok)
     k = int(fits[0]) if fits.size else 0

@@ -67,12 +67,12 @@ def region_instances(
     """
     if price_set not in catalog.PRICE_SETS:
         raise InputError(
-            f"unknown catalog {price_set!r}; use one of: {', '.join(catalog.PRICE_SETS)}"
+            f"catalog: unknown {price_set!r}; use one of: {', '.join(catalog.PRICE_SETS)}"
         )
     regions = list(catalog.regions(price_set))
     if region not in regions:
         raise InputError(
-            f"unknown region {region!r} in catalog {price_set!r}{_closest(region, regions)}"
+            f"region: unknown {region!r} in catalog {price_set!r}{_closest(region, regions)}"
             " (list them with: infersave instances --regions)"
         )
     gpus = catalog.gpus(price_set)
@@ -82,9 +82,13 @@ def region_instances(
         if inst.region == region and eligible(inst, gpus, include_non_nvidia, pricing)
     )
     if not found:
+        ways = ["pricing on-demand"] if pricing != "on-demand" else []
+        if region != "us-east-1":
+            ways.insert(0, "region us-east-1")
+        hint = f"; try {' or '.join(ways)}" if ways else ""
         raise InputError(
-            f"no instance in {region} has a GPU the model covers and a {pricing} price;"
-            " try --region us-east-1 or --pricing on-demand"
+            f"region: no instance in {region} has a GPU the model covers and a {pricing}"
+            f" price{hint}"
         )
     return found
 
@@ -122,11 +126,11 @@ def _calibration(
     except ImportError as exc:  # no calibration shipped yet
         if spec == "default":
             return "uncalibrated", None
-        raise InputError(f"cannot read calibration {spec!r}: not supported yet") from exc
+        raise InputError(f"calibration: cannot read {spec!r}: not supported yet") from exc
     try:
         return shipped.load_calibration(spec, perf_model, formulas)
     except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read calibration {spec!r}: {exc}") from exc
+        raise InputError(f"calibration: cannot read {spec!r}: {exc}") from exc
 
 
 def resolve_model(name: str) -> LLM:
@@ -139,6 +143,22 @@ def resolve_model(name: str) -> LLM:
         return catalog.find_model(name)
     except catalog.CatalogError as exc:
         raise InputError(str(exc)) from exc
+
+
+def check_context_window(model: LLM, input_len: int, output_len: int) -> None:
+    """Refuse requests longer than the model's context window (``max_position_embeddings`` of
+    its config), when the catalog knows it.
+
+    Raises:
+        InputError: ``input_len + output_len`` exceeds the window.
+    """
+    window = model.max_position_embeddings
+    if window is not None and input_len + output_len > window:
+        raise InputError(
+            f"input_len: {input_len:,} prompt + {output_len:,} output tokens exceed"
+            f" {model.name}'s context window of {window:,} tokens (max_position_embeddings);"
+            " shorten input_len or output_len"
+        )
 
 
 def workload_of(s: Scenario) -> Workload:
@@ -182,10 +202,11 @@ def context(s: Scenario) -> Context:
         InputError: on any input the catalog or the models reject.
     """
     model = resolve_model(s.model)
+    check_context_window(model, s.input_len, s.output_len)
     try:
         levels = offload_levels(s.offload_step)
     except ValueError as exc:
-        raise InputError(f"--offload-step: {exc}") from exc
+        raise InputError(f"offload_step: {exc}") from exc
     options = s.options()
     inst = _arrays(s.catalog, s.region, s.include_non_nvidia, options, s.calibration)
     cal_name = _calibration(s.calibration, options.perf_model, options.formulas, s.catalog)[0]

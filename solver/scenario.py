@@ -2,84 +2,91 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
-from infersave.formulations.options import DEFAULT_BATCH_SIZES, DTYPE_BYTES, ModelOptions
+from infersave.formulations.options import ModelOptions
+from infersave.solver.fields import (
+    BY_NAME,
+    FIELDS,
+    MAX_BATCH_SIZE,
+    MAX_BATCH_SIZES,
+    REQUIRED,
+    FieldSpec,
+)
 
-Backend = Literal["exhaustive", "milp", "cp"]
+Backend = BY_NAME["backend"].type
 
 
 class InputError(ValueError):
-    """Bad user input; the message is one line that says what is wrong and how to fix it."""
+    """Bad user input; the message is one line that says what is wrong and how to fix it.
 
-
-class Scenario(BaseModel):
-    """One workload to size.
-
-    Lengths are tokens per request; ``slo_tps`` is the throughput target in tokens/s (input plus
-    output tokens, Eq. 1); ``max_price`` the price cap P_max in $/h per instance (None: no cap).
-    ``batch_size`` fixes the batch size; otherwise every size in ``batch_sizes`` is searched.
+    Messages name scenario fields (``max_price``, ``offload_step``), not command-line flags; the
+    CLI shows them as flags.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    model: str = Field(min_length=1)
-    input_len: PositiveInt
-    output_len: PositiveInt
-    requests: PositiveInt
-    slo_tps: PositiveFloat
-    max_price: PositiveFloat | None = None
-    region: str = "us-east-1"
-    catalog: str = "aws"
-    batch_sizes: tuple[PositiveInt, ...] = DEFAULT_BATCH_SIZES
-    batch_size: PositiveInt | None = None
-    offload_step: float = Field(default=0.1, gt=0, le=1)
-    billing: Literal["hourly", "per-second"] = "hourly"
-    pricing: Literal["on-demand", "spot"] = "on-demand"
-    dtype: str = "fp16"
-    formulas: Literal["physics", "paper"] = "physics"
-    perf_model: Literal["paper", "roofline"] = "roofline"
-    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
-    host_memory_utilization: float = Field(default=0.8, gt=0, le=1)
-    include_non_nvidia: bool = False
-    calibration: str = "default"
-    backend: Backend = "milp"
-    solver: str = "highs"
-    time_limit: PositiveFloat | None = None
-    top: int = Field(default=5, ge=0)
+class _ScenarioBase(BaseModel):
+    """Behaviour of :class:`Scenario`; its fields come from
+    :data:`infersave.solver.fields.FIELDS`."""
 
-    @field_validator("dtype")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    @field_validator("batch_sizes", check_fields=False)
     @classmethod
-    def _known_dtype(cls, v: str) -> str:
-        if v not in DTYPE_BYTES:
-            raise ValueError(f"unknown dtype {v!r}; use one of {', '.join(DTYPE_BYTES)}")
-        return v
-
-    @field_validator("batch_sizes")
-    @classmethod
-    def _nonempty(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+    def _batch_sizes(cls, v: tuple[int, ...]) -> tuple[int, ...]:
         if not v:
             raise ValueError("batch_sizes must list at least one batch size")
-        return tuple(sorted(set(v)))
+        bad = [b for b in v if b < 1 or b > MAX_BATCH_SIZE]
+        if bad:
+            raise ValueError(f"batch sizes must be from 1 to {MAX_BATCH_SIZE}, got {bad[0]}")
+        sizes = tuple(sorted(set(v)))
+        if len(sizes) > MAX_BATCH_SIZES:
+            raise ValueError(f"at most {MAX_BATCH_SIZES} batch sizes, got {len(sizes)}")
+        return sizes
 
     @property
     def searched_batch_sizes(self) -> tuple[int, ...]:
         """The batch sizes to evaluate: the fixed one, or all of ``batch_sizes``."""
-        return (self.batch_size,) if self.batch_size else self.batch_sizes
+        bs = getattr(self, "batch_size", None)
+        return (bs,) if bs else getattr(self, "batch_sizes", ())
 
     def options(self) -> ModelOptions:
         """The modelling options this scenario asks for."""
+        f: Any = self
         return ModelOptions(
-            dtype=self.dtype,
-            formulas=self.formulas,
-            perf_model=self.perf_model,
-            gpu_memory_utilization=self.gpu_memory_utilization,
-            host_memory_utilization=self.host_memory_utilization,
-            billing=self.billing,
-            pricing=self.pricing,
+            dtype=f.dtype,
+            formulas=f.formulas,
+            perf_model=f.perf_model,
+            gpu_memory_utilization=f.gpu_memory_utilization,
+            host_memory_utilization=f.host_memory_utilization,
+            billing=f.billing,
+            pricing=f.pricing,
         )
+
+
+def _pydantic_field(spec: FieldSpec) -> tuple[Any, Any]:
+    default = ... if spec.default is REQUIRED else spec.default
+    extra = {"unit": spec.unit} if spec.unit else None
+    return spec.type, Field(default, description=spec.help, json_schema_extra=extra, **spec.bounds)
+
+
+Scenario = create_model(  # type: ignore[call-overload]
+    "Scenario",
+    __base__=_ScenarioBase,
+    __doc__="""One workload to size: the validated input of every solve (frozen).
+
+Fields, types, defaults, units and bounds are :data:`infersave.solver.fields.FIELDS`: lengths
+are tokens per request; ``slo_tps`` is the throughput target in tokens/s (input plus output
+tokens, Eq. 1); ``max_price`` the price cap P_max in $/h per instance (None: no cap);
+``batch_size`` fixes the batch size, otherwise every size in ``batch_sizes`` is searched.
+Non-finite numbers (inf, nan) are rejected.
+
+Raises (on construction): pydantic.ValidationError naming the field.
+""",
+    **{spec.name: _pydantic_field(spec) for spec in FIELDS},
+)
 
 
 def describe_validation_error(exc: Exception) -> str:
@@ -107,6 +114,7 @@ def parse_batch_sizes(text: str | None) -> tuple[int, ...] | None:
     try:
         if "-" in text and "," not in text:
             lo, hi = (int(p) for p in text.split("-", 1))
+            hi = min(hi, MAX_BATCH_SIZE * 2)  # larger sizes are refused by the scenario
             sizes = []
             b = 1
             while b <= hi:
@@ -119,5 +127,5 @@ def parse_batch_sizes(text: str | None) -> tuple[int, ...] | None:
         return tuple(int(p) for p in text.split(",") if p.strip())
     except ValueError:
         raise InputError(
-            f"--batch-sizes: cannot read {text!r}; give a list like 1,2,4,8 or a range like 1-256"
+            f"batch_sizes: cannot read {text!r}; give a list like 1,2,4,8 or a range like 1-256"
         ) from None

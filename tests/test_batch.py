@@ -134,11 +134,14 @@ def random_scenarios(n: int, seed: int = 3) -> list[Scenario]:
     models = ["opt-1.3b", "llama-3.1-8b", "mixtral-8x7b", "qwen2.5-32b", "llama-3.1-70b"]
     out = []
     for i in range(n):
+        lin, lout = int(rng.integers(16, 4096)), int(rng.integers(1, 1024))
+        if models[i % len(models)].startswith("opt"):  # OPT's context window: 2,048 tokens
+            lin = min(lin, 2048 - lout)
         out.append(
             Scenario(
                 model=models[i % len(models)],
-                input_len=int(rng.integers(16, 4096)),
-                output_len=int(rng.integers(1, 1024)),
+                input_len=lin,
+                output_len=lout,
                 requests=int(rng.integers(1, 200_000)),
                 slo_tps=float(rng.choice([1.0, 100.0, 1000.0, 5000.0, 30000.0])),
                 max_price=[None, 1.0, 5.0, 40.0][i % 4],
