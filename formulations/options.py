@@ -19,9 +19,10 @@ printed (``"paper"``), so the paper's results stay reproducible. Where they diff
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 Formulas = Literal["physics", "paper"]
 PerfModel = Literal["paper", "roofline"]
@@ -72,6 +73,8 @@ def offload_levels(step: float) -> np.ndarray:
     Raises:
         ValueError: if ``step`` is not in (0, 1] or does not divide 1 evenly.
     """
+    import numpy as np  # here, so the CLI's option help (which reads this module) stays light
+
     if not 0 < step <= 1:
         raise ValueError(f"offload step must be in (0, 1], got {step}")
     n = round(1 / step)

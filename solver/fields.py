@@ -5,7 +5,8 @@ from :data:`FIELDS`; the command line's options (:mod:`infersave.cli.common`), t
 ``batch`` workloads file and the HTTP service's request schema all come from that model or from
 these specs, so a default, a unit or a bound can never hold in one interface and not another.
 
-This module imports nothing heavy (no pydantic, no numpy), so ``infersave --help`` can read the
+This module imports nothing heavy (no pydantic, no numpy; the modelling options it reads
+import numpy only when used), so ``infersave --help`` can read the
 help texts without loading the solver.
 """
 
@@ -14,10 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from infersave.formulations.options import DEFAULT_BATCH_SIZES, DTYPE_BYTES
+
 REQUIRED: Any = ...
 """Default of a field the user must give."""
 
-DEFAULT_BATCH_SIZES: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 MAX_BATCH_SIZE = 4096
 """Largest batch size searched (requests per batch on one replica); larger is bad input."""
 MAX_BATCH_SIZES = 64
@@ -25,7 +27,7 @@ MAX_BATCH_SIZES = 64
 MIN_OFFLOAD_STEP = 0.01
 """Finest offload-ratio grid (101 levels): finer grids change no pick measurably and multiply
 the candidate table."""
-DTYPES: tuple[str, ...] = ("fp32", "fp16", "bf16", "fp8", "int8")
+DTYPES: tuple[str, ...] = tuple(DTYPE_BYTES)
 
 
 @dataclass(frozen=True)
