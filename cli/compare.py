@@ -16,11 +16,16 @@ from infersave.cli.common import (
     CatalogOpt,
     Format,
     FormulasOpt,
+    InputLenOpt,
     MaxPriceOpt,
+    ModelOpt,
     OffloadStepOpt,
+    OutputLenOpt,
     PerfModelOpt,
     PricingOpt,
     RegionOpt,
+    RequestsOpt,
+    SloOpt,
     TimeLimitOpt,
     build_scenario,
     fail,
@@ -130,13 +135,11 @@ def _print_summary(result: dict[str, Any]) -> None:
 
 
 def compare(
-    model: Annotated[
-        str | None, typer.Option("--model", "-m", help="One scenario: the model.")
-    ] = None,
-    input_len: Annotated[int | None, typer.Option("--input-len")] = None,
-    output_len: Annotated[int | None, typer.Option("--output-len")] = None,
-    slo_tps: Annotated[float | None, typer.Option("--slo-tps")] = None,
-    requests: Annotated[int | None, typer.Option("--requests")] = None,
+    model: ModelOpt = None,
+    input_len: InputLenOpt = None,
+    output_len: OutputLenOpt = None,
+    slo_tps: SloOpt = None,
+    requests: RequestsOpt = None,
     max_price: MaxPriceOpt = None,
     workloads: Annotated[
         Path | None,
@@ -145,7 +148,7 @@ def compare(
     random_n: Annotated[
         int | None, typer.Option("--random", help="N random scenarios over the catalog.")
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of --random.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of --random (>= 0).")] = 0,
     repeat: Annotated[
         int, typer.Option("--repeat", min=1, help="Run each scenario this many times (timing).")
     ] = 1,
@@ -199,6 +202,9 @@ def compare(
             s for s in _scenarios(model, fields, workloads, random_n, seed) for _ in range(repeat)
         ]
         result = _run(cmp, scenarios, quiet)
+        summary = result["summary"]
+        if summary["scenarios"] == 0 and summary["errors"]:  # nothing could be compared
+            fail(next(r["error"] for r in result["scenarios"] if "error" in r))
     if fmt is Format.json:
         render.echo(render.json_text(result))
     else:

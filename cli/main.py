@@ -1,13 +1,14 @@
 """infersave: which cloud GPU instance, batch size and KV-cache offload ratio meet an LLM
 inference SLO at the lowest billed cost.
 
-Exit codes: 0 found, 1 nothing feasible (the closest miss is explained), 2 bad input.
+Exit codes: 0 found, 1 nothing feasible (the closest miss is explained), 2 bad input,
+3 internal error (rerun with --debug for the traceback), 130 interrupted.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -15,6 +16,9 @@ from infersave.cli import render
 from infersave.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_INFEASIBLE,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
     BackendOpt,
     BatchSizeOpt,
     BatchSizesOpt,
@@ -427,14 +431,89 @@ def _is(exc: BaseException, name: str) -> bool:
     return any(cls.__name__ == name for cls in type(exc).__mro__)
 
 
+_DEBUG = "--debug"
+
+
+def _finish(code: int) -> NoReturn:
+    """Flush stdout and exit with ``code``; an unwritable stdout (a full disk, ``/dev/full``)
+    is one line and exit 2; a reader that closed the pipe (``| head``) is not an error: the
+    command's own code stands."""
+    try:
+        sys.stdout.flush()
+        sys.__stdout__.flush()  # type: ignore[union-attr]
+    except BrokenPipeError:
+        _silence_stdout()
+    except OSError as exc:
+        _silence_stdout()
+        sys.stderr.write(f"infersave: error: cannot write the output: {exc.strerror or exc}\n")
+        sys.exit(EXIT_BAD_INPUT)
+    sys.exit(code)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's own final flush cannot fail again."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+class _ClosedPipeGuard:
+    """stdout that drops what it cannot write once the reader has gone (``| head -n 1``), so
+    the command finishes and exits with its own code instead of click's EPIPE exit 1."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.closed_by_reader = False
+
+    def write(self, text: str) -> int:
+        if not self.closed_by_reader:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self.closed_by_reader = True
+                _silence_stdout()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.closed_by_reader:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self.closed_by_reader = True
+                _silence_stdout()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def run() -> None:
-    """Console entry point: run the app; usage errors become one line and exit code 2."""
+    """Console entry point. Exit codes (the contract): 0 found, 1 nothing feasible, 2 bad input
+    or unwritable output (one line on stderr), 3 an unexpected internal error (one line naming
+    it; ``--debug`` anywhere on the command line shows the traceback), 130 interrupted (Ctrl-C,
+    SIGTERM)."""
+    debug = _DEBUG in sys.argv[1:]
+    if debug:
+        sys.argv.remove(_DEBUG)
+    sys.stdout = _ClosedPipeGuard(sys.stdout)  # type: ignore[assignment]
     try:
         code = app(standalone_mode=False)
+    except BrokenPipeError:
+        _silence_stdout()
+        code = 0
+    except OSError as exc:
+        if exc.errno is None or debug:
+            raise
+        _silence_stdout()
+        sys.stderr.write(f"infersave: error: cannot write the output: {exc.strerror or exc}\n")
+        sys.exit(EXIT_BAD_INPUT)
+    except KeyboardInterrupt:
+        sys.stderr.write("infersave: interrupted\n")
+        sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:
         if _is(exc, "NoArgsIsHelpError"):
             render.echo(exc.format_message())  # type: ignore[attr-defined]
-            sys.exit(0)
+            _finish(EXIT_OK)
         if _is(exc, "UsageError"):
             ctx = getattr(exc, "ctx", None)
             where = f"infersave {ctx.info_name}" if ctx and ctx.info_name != "infersave" else ""
@@ -443,16 +522,20 @@ def run() -> None:
             sys.exit(EXIT_BAD_INPUT)
         if _is(exc, "Abort"):
             sys.stderr.write("infersave: interrupted\n")
-            sys.exit(130)
+            sys.exit(EXIT_INTERRUPTED)
         if _is(exc, "Exit"):
-            sys.exit(getattr(exc, "exit_code", 0))
-        raise
-    except KeyboardInterrupt:
+            _finish(getattr(exc, "exit_code", 0))
+        if debug:
+            raise
+        what = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        sys.stderr.write(
+            f"infersave: internal error: {type(exc).__name__}{': ' + what if what else ''}"
+            " (a bug; rerun with --debug for the traceback)\n"
+        )
+        sys.exit(EXIT_INTERNAL)
+    if code == EXIT_INTERRUPTED:  # typer turns KeyboardInterrupt into exit code 130
         sys.stderr.write("infersave: interrupted\n")
-        sys.exit(130)
-    if code == 130:  # typer turns KeyboardInterrupt into exit code 130
-        sys.stderr.write("infersave: interrupted\n")
-    sys.exit(code if isinstance(code, int) else 0)
+    _finish(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":
