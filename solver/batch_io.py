@@ -33,6 +33,7 @@ import csv
 import difflib
 import io
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -130,7 +131,7 @@ def _read_jsonl(text: str) -> list[Row]:
             continue
         n = len(rows) + 1
         try:
-            value = json.loads(line)
+            value = json.loads(line, parse_constant=str)  # Infinity/NaN stay text: bad values
         except json.JSONDecodeError as exc:
             rows.append((n, InputError(f"row {n} (line {line_no}): malformed JSON: {exc.msg}")))
             continue
@@ -156,11 +157,19 @@ def _read_yaml(text: str) -> list[Row]:
         raise InputError("the YAML file must be a list of mappings (or have a 'workloads' list)")
     rows: list[Row] = []
     for n, item in enumerate(data, 1):
-        if isinstance(item, dict):
-            rows.append((n, {str(k): v for k, v in item.items()}))
+        if isinstance(item, dict):  # YAML's .inf/.nan stay text, as in the other formats
+            rows.append((n, {str(k): _finite_or_text(v) for k, v in item.items()}))
         else:
             rows.append((n, InputError(f"row {n}: expected a mapping of field names to values")))
     return rows
+
+
+def _finite_or_text(value: Any) -> Any:
+    """A non-finite float as its text (``inf``), so a bad value is an error row and the output
+    stays valid JSON; anything else unchanged."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
 
 
 def read_workloads(path: str | Path) -> list[Row]:
