@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 import typer
 
 from infersave.cli.common import fail, user_errors
+from infersave.solver.fields import BY_NAME
 
 BATCH_HELP = """Solve many workloads: one row per workload in, one row per workload out.
 
@@ -97,6 +99,12 @@ def batch(
     ] = SummaryFormat.text,
 ) -> None:
     t0 = time.perf_counter()
+    cpus = os.cpu_count() or 1
+    if workers > cpus:
+        fail(f"--workers: at most {cpus} (the CPU count of this machine), got {workers}")
+    backends = get_args(BY_NAME["backend"].type)
+    if backend is not None and backend not in backends:
+        fail(f"--backend: unknown {backend!r}; use one of: {', '.join(backends)}")
     with user_errors():
         from infersave.solver import batch_io
 

@@ -176,15 +176,20 @@ def test_fuzz_batch_rows(rows: list[dict[str, str]], jsonl: bool, tmp_path: Path
         ["batch", "in.txt", "-o", "out.csv"],
         ["compare", "--random", "0"],
         ["compare", "--random", "2", "--seed", "-1"],
+        ["batch", "in.csv", "-o", "out.csv", "--backend", "quantum"],
+        ["batch", "in.csv", "-o", "out.csv", "--workers", "100000"],
         ["solve", "--model", "opt-2.7b", "--input-len", "1", "--output-len", "1"],
     ],
 )
 def test_listing_and_file_commands_bad_input(argv: list[str], tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "in.txt").write_text("x")
+    (tmp_path / "in.csv").write_text("model,input_len,output_len,slo_tps\nopt-2.7b,512,64,100\n")
+    (tmp_path / "out.csv").write_text(SENTINEL)
     code, out, err = invoke(argv)
     assert code == 2, (code, err)
     check(code, out, err)
+    assert (tmp_path / "out.csv").read_text() == SENTINEL
 
 
 @pytest.mark.parametrize(
