@@ -42,7 +42,12 @@ _COLORS = {
 }
 
 
-def _check_path(path: str | Path) -> Path:
+def check_plot_path(path: str | Path) -> Path:
+    """``path`` as a Path if :func:`write_pareto` can write its extension.
+
+    Raises:
+        InputError: otherwise (one line naming the extensions it can write).
+    """
     p = Path(path)
     if p.suffix.lower() not in FORMATS:
         raise InputError(
@@ -248,7 +253,7 @@ def write_pareto(result: ParetoResult, path: str | Path) -> Path:
         InputError: on any other extension (nothing is written).
         OSError: if the file cannot be written.
     """
-    p = _check_path(path)
+    p = check_plot_path(path)
     fig = figure(result)
     suffix = p.suffix.lower()
     if suffix == ".png":
