@@ -113,7 +113,7 @@ def pareto_front(cost: np.ndarray, tps: np.ndarray) -> np.ndarray:
 
 def _cap_line(table: CandidateTable, tps_lo: float, tps_hi: float, cap: float) -> list[CapPoint]:
     """Cap x billed hours over a log grid of TPS (plus the SLO, where the line turns flat)."""
-    from infersave.formulations import cost
+    from infersave.formulations import cost_model as cost
 
     w, billing = table.workload, table.options.billing
     grid = np.unique(np.append(np.geomspace(tps_lo, tps_hi, 240), w.slo_tps))
