@@ -37,6 +37,8 @@ _EXPORTS: dict[str, str] = {
     "predict": "infersave.solver.predict",
     "solve_many": "infersave.solver.batch",
     "compare": "infersave.solver.compare",
+    "pareto": "infersave.solver.pareto",
+    "ParetoResult": "infersave.solver.pareto",
     # the catalog
     "models": "infersave.catalog.load",
     "instances": "infersave.catalog.load",
@@ -64,6 +66,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
     from infersave.catalog.load import gpus, instances, models  # noqa: F401
     from infersave.solver.batch import solve_many  # noqa: F401
     from infersave.solver.compare import compare  # noqa: F401
+    from infersave.solver.pareto import ParetoResult, pareto  # noqa: F401
     from infersave.solver.predict import Prediction, predict  # noqa: F401
     from infersave.solver.recommend import solve  # noqa: F401
     from infersave.solver.records import Baseline, Record, SolveResult, SolverInfo  # noqa: F401

@@ -183,10 +183,35 @@ def solve_cmd(
         ),
     ] = None,
     top: TopOpt = None,
+    emit: Annotated[
+        str | None,
+        typer.Option(
+            "--emit",
+            help="Hand off the recommendation: skypilot (task YAML) or vllm (the vllm serve"
+            " command); printed instead of the table unless --emit-file is given.",
+        ),
+    ] = None,
+    emit_file: Annotated[
+        str | None, typer.Option("--emit-file", help="Write --emit's output to FILE.")
+    ] = None,
+    plot: Annotated[
+        str | None,
+        typer.Option("--plot", help="Also write the Pareto picture: FILE.png, .svg or .html."),
+    ] = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
     with user_errors():
+        from infersave.cli import handoff
         from infersave.solver.recommend import solve as run_solve
+
+        if emit is not None and emit not in handoff.EMIT_KINDS:
+            fail(f"--emit: unknown target {emit!r}; use one of: {', '.join(handoff.EMIT_KINDS)}")
+        if emit_file is not None and emit is None:
+            fail("--emit-file needs --emit skypilot or --emit vllm")
+        if plot is not None:
+            from infersave.plots.pareto_plot import check_plot_path
+
+            check_plot_path(plot)
 
         scenario = build_scenario(
             model=model,
@@ -220,9 +245,19 @@ def solve_cmd(
             prep = prepare(scenario)
             write_exact_model(prep.table, scenario.backend, write_model)
             result = solve_prepared(prep)
+        elif plot is not None:
+            from infersave.solver.pareto import pareto
+
+            front = pareto(scenario)  # one candidate table for the solve and the picture
+            result = front.result
         else:
             result = run_solve(scenario)
-    _emit_result(result, fmt)
+        if plot is not None:
+            handoff.plot(front if write_model is None else result, plot)
+        if emit is not None and result.status == "ok":
+            handoff.emit(result, emit, emit_file)
+    if emit is None or emit_file is not None or result.status != "ok":
+        _emit_result(result, fmt)
     if result.status != "ok":
         if fmt is not Format.table:
             sys.stderr.write(f"infersave: nothing feasible: {as_flags(result.message)}\n")
@@ -413,7 +448,7 @@ def _register_commands() -> None:
     """Commands that live in their own modules register themselves here."""
     import importlib
 
-    for name in ("compare", "batch", "calibrate"):
+    for name in ("compare", "batch", "calibrate", "pareto_cmd"):
         try:
             module = importlib.import_module(f"infersave.cli.{name}")
         except ModuleNotFoundError as exc:

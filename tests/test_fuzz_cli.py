@@ -87,7 +87,7 @@ FUZZ = settings(
 
 @FUZZ
 @given(
-    command=st.sampled_from(["solve", "predict", "compare"]),
+    command=st.sampled_from(["solve", "predict", "compare", "pareto"]),
     model=words,
     picked=st.dictionaries(st.sampled_from(sorted(OPTIONS)), st.just(""), max_size=6),
     data=st.data(),
