@@ -21,8 +21,8 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from infersave.catalog.providers import azure, gcp, lambda_cloud
-from infersave.catalog.providers.common import Tally, interconnect
+from infersave.catalog.readers import azure, gcp, lambda_cloud
+from infersave.catalog.readers.common import Tally, interconnect
 from infersave.catalog.schemas import GPU, LLM, Instance
 
 RETRIEVED = "retrieved per shared/data, 2026-01"

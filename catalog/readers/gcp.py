@@ -30,7 +30,7 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping
 from pathlib import Path
 
-from infersave.catalog.providers.common import (
+from infersave.catalog.readers.common import (
     ANYCLOUD_DATE,
     ANYCLOUD_SOURCE,
     Tally,

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from infersave.catalog.providers.common import (
+from infersave.catalog.readers.common import (
     ANYCLOUD_DATE,
     ANYCLOUD_SOURCE,
     Tally,
