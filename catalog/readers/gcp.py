@@ -29,6 +29,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 from infersave.catalog.readers.common import (
     ANYCLOUD_DATE,
@@ -94,6 +95,23 @@ _BUNDLED = (
 # (GCP documents the NVLink hybrid cube-mesh for 8 V100s; fewer are treated as PCIe, the
 # conservative choice). T4, P4, P100 on N1 and L4 on g2: PCIe.
 _NVLINK_FAMILIES = ("a2-", "a3-", "a4-")
+
+
+class _Offer(NamedTuple):
+    """A GPU VM as one zone offers it: host + accelerator prices of that zone."""
+
+    on_demand: float
+    spot: float | None
+    zone: str
+    host: str
+    accelerator: str
+    count: int
+    vcpus: int
+    memory_gib: float
+
+    def rank(self) -> tuple[float, bool, float, str]:
+        """The zone rule: lowest on-demand, then a spot price, the lowest, then zone name."""
+        return (self.on_demand, self.spot is None, self.spot or 0.0, self.zone)
 
 
 def bundled_accelerator(machine_type: str) -> tuple[str, int] | None:
@@ -175,8 +193,7 @@ def curate(
         hosts[mtype].append((r["Region"], r["AvailabilityZone"], vcpus, mem, od, spot))
 
     # One zone offer per (row name, region, zone): host + accelerator of that zone.
-    offers: dict[tuple[str, str], list[tuple[float, bool, float, str, dict[str, object]]]]
-    offers = defaultdict(list)
+    offers: dict[tuple[str, str], list[_Offer]] = defaultdict(list)
     used_accs: set[tuple[str, int, str]] = set()
     hosts_unpaired = 0
     for mtype in sorted(hosts):
@@ -194,19 +211,9 @@ def curate(
                 used_accs.add((name, count, zone))
                 paired = True
                 row_name = mtype if bundled else f"{mtype}+{count}x{name}"
-                od = price(h_od + a_od)
                 spot = price(h_spot + a_spot) if h_spot is not None and a_spot is not None else None
-                facts = {
-                    "name": row_name,
-                    "accelerator": name,
-                    "count": count,
-                    "vcpus": int(vcpus),
-                    "mem": mem,
-                    "host": mtype,
-                    "spot": spot,
-                }
                 offers[(row_name, region)].append(
-                    (od, spot is None, spot if spot is not None else 0.0, zone, facts)
+                    _Offer(price(h_od + a_od), spot, zone, mtype, name, count, int(vcpus), mem)
                 )
             if not paired:
                 hosts_unpaired += 1
@@ -218,28 +225,27 @@ def curate(
     rows: list[dict[str, object]] = []
     no_spot = 0
     for (row_name, region), cands in offers.items():
-        od, _, _, zone, f = min(cands, key=lambda c: c[:4])
-        spot = f["spot"]
-        no_spot += spot is None
-        name, count = str(f["accelerator"]), int(f["count"])  # type: ignore[call-overload]
+        o = min(cands, key=_Offer.rank)
+        no_spot += o.spot is None
         rows.append(
             instance_row(
                 provider="gcp",
                 instance_type=row_name,
                 region=region,
-                accelerator=name,
-                gpu=ACCELERATOR_TO_GPU.get(name),
-                gpu_count=count,
-                vcpus=int(f["vcpus"]),  # type: ignore[call-overload]
-                host_memory_gib=float(f["mem"]),  # type: ignore[arg-type]
-                on_demand=od,
-                spot=spot,  # type: ignore[arg-type]
-                spot_zone=zone,
-                zone=zone,
+                accelerator=o.accelerator,
+                gpu=ACCELERATOR_TO_GPU.get(o.accelerator),
+                gpu_count=o.count,
+                vcpus=o.vcpus,
+                host_memory_gib=o.memory_gib,
+                on_demand=o.on_demand,
+                spot=o.spot,
+                spot_zone=o.zone,
+                zone=o.zone,
                 gpu_specs=gpu_specs,
-                nvlink=str(f["host"]).startswith(_NVLINK_FAMILIES) or (name, count) == ("V100", 8),
-                source=f"{PRICE_SOURCE}: host {f['host']} + accelerator {name} x{count}, "
-                f"zone {zone}",
+                nvlink=o.host.startswith(_NVLINK_FAMILIES)
+                or (o.accelerator, o.count) == ("V100", 8),
+                source=f"{PRICE_SOURCE}: host {o.host} + accelerator {o.accelerator} x{o.count}, "
+                f"zone {o.zone}",
                 price_source=PRICE_SOURCE,
                 price_date=ANYCLOUD_DATE,
             )
