@@ -21,6 +21,8 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from infersave.catalog.readers import azure, gcp, lambda_cloud
+from infersave.catalog.readers.common import Tally, interconnect
 from infersave.catalog.schemas import GPU, LLM, Instance
 
 RETRIEVED = "retrieved per shared/data, 2026-01"
@@ -82,7 +84,27 @@ ACCELERATOR_TO_GPU: dict[str, str] = {
 }
 
 AWS_SOURCE = "ec2instances.info (Vantage) via github.com/tsaol/aws-gpu, updated 2026-01-21"
+AWS_PRICE_SOURCE = "ec2instances.info (Vantage) via github.com/tsaol/aws-gpu"
+AWS_PRICE_DATE = "2026-01-21"
 SKYPILOT_SOURCE = "SkyPilot catalog v8 aws/vms.csv (skypilot-org/skypilot-catalog)"
+
+# AWS families whose GPUs talk over NVLink (HGX/SXM boards); every other multi-GPU NVIDIA
+# family (g2, g3, g4dn, g5, g5g, g6, g6e, g7e, p2) has PCIe only. AWS instance type pages.
+AWS_NVLINK_FAMILIES = frozenset(
+    {"p3", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en", "p6-b200", "p6-b300"}
+)
+
+# The raw files the curation reads, relative to the reference data directory.
+RAW_FILES: tuple[str, ...] = (
+    "gpus.csv",
+    "models.csv",
+    "catalog/aws/aws_gpu_instances.csv",
+    "catalog/aws/aws_us-east-1_extra_types.csv",
+    "catalog/aws/aws_us-east-1_spot_by_zone.csv",
+    str(gcp.FILE.as_posix()),
+    str(azure.FILE.as_posix()),
+    str(lambda_cloud.FILE.as_posix()),
+)
 
 MODEL_SHORT_NAMES: dict[str, str] = {
     "facebook/opt-125m": "opt-125m",
@@ -122,6 +144,7 @@ PAPER_TABLE_IV: tuple[tuple[str, str, str, float, int, float, float, int], ...] 
     ("g6e.xlarge", "NVIDIA L40S", "L40S", 2.699, 48, 91.61, 12, 32),
 )
 PAPER_SOURCE = "InferSave paper (arXiv 2504.11816) Table IV"
+PAPER_PRICE_DATE = "2025-04"  # arXiv 2504: April 2025 (experiments Dec 2024 - Mar 2025)
 
 
 def fmt(value: object) -> str:
@@ -230,6 +253,13 @@ def _gpu_key(instance_type: str, label: str) -> str | None:
     return ACCELERATOR_TO_GPU.get(label)
 
 
+def aws_arch(instance_type: str) -> str:
+    """``arm64`` for Graviton (a ``g`` after the generation digit: g5g, c7gn) and Grace
+    (``gb200``) families, else ``x86_64``."""
+    family = instance_type.split(".")[0]
+    return "arm64" if re.fullmatch(r"[a-z]+\d+g[a-z]*", family) or "gb" in family else "x86_64"
+
+
 def _host_gib(text: str) -> float:
     m = re.fullmatch(r"\s*([\d.]+)\s*(GB|GiB)?\s*", text)
     if not m:
@@ -261,6 +291,8 @@ def _instance_row(
         gpu = None
     if on_demand is None:
         reasons.append("no on-demand price")
+    vendor = str(gpu_specs[gpu]["vendor"]) if gpu else ""
+    nvidia = vendor == "NVIDIA" or (not gpu and "NVIDIA" in label.upper())
     return {
         "instance_type": instance_type,
         "provider": "aws",
@@ -276,17 +308,30 @@ def _instance_row(
         "spot_zone": None,
         "excluded": "; ".join(reasons) or None,
         "source": source,
+        "zone": None,
+        "arch": aws_arch(instance_type),
+        "interconnect": interconnect(count, nvidia, family in AWS_NVLINK_FAMILIES),
+        "price_source": AWS_PRICE_SOURCE,
+        "price_date": AWS_PRICE_DATE,
     }
 
 
-def curate_aws(raw: Path, gpu_rows: list[dict[str, object]]) -> list[dict[str, object]]:
-    """AWS instance x region rows: the big ec2instances.info file, extra types, spot prices."""
+def curate_aws(
+    raw: Path, gpu_rows: list[dict[str, object]], tally: Tally | None = None
+) -> list[dict[str, object]]:
+    """AWS instance x region rows: the big ec2instances.info file, extra types, spot prices.
+
+    ``tally``, when given, is filled with what was read, kept and dropped.
+    """
     aws = raw / "catalog" / "aws"
     specs = {str(g["name"]): g for g in gpu_rows}
+    tally = tally if tally is not None else Tally("aws", "catalog/aws/*.csv")
     rows: dict[tuple[str, str], dict[str, object]] = {}
     for r in _read(aws / "aws_gpu_instances.csv"):
+        tally.read += 1
         key = (r["instance_type"], r["region"])
         if key in rows:  # none in the 2026-01-21 data; the first row would be kept
+            tally.dropped["duplicate (instance_type, region)"] += 1
             continue
         rows[key] = _instance_row(
             r["instance_type"],
@@ -300,8 +345,10 @@ def curate_aws(raw: Path, gpu_rows: list[dict[str, object]]) -> list[dict[str, o
             specs,
         )
     for r in _read(aws / "aws_us-east-1_extra_types.csv"):
+        tally.read += 1
         key = (r["InstanceType"], r["Region"])
         if key in rows:  # the big file wins; the extra file only confirms it
+            tally.dropped["extra-types row already in aws_gpu_instances.csv"] += 1
             continue
         rows[key] = _instance_row(
             r["InstanceType"],
@@ -317,9 +364,15 @@ def curate_aws(raw: Path, gpu_rows: list[dict[str, object]]) -> list[dict[str, o
     # Spot: lowest non-empty price over the availability zones of the SAME region.
     best: dict[tuple[str, str], tuple[float, str]] = {}
     for r in _read(aws / "aws_us-east-1_spot_by_zone.csv"):
-        price = _num(r["SpotPrice"])
+        tally.read += 1
+        price, on_demand = _num(r["SpotPrice"]), _num(r["Price"])
         if price is None:
+            tally.dropped["spot-by-zone row without SpotPrice"] += 1
             continue
+        if on_demand is not None and price > on_demand:
+            tally.dropped["spot-by-zone row with spot above on-demand (set aside)"] += 1
+            continue
+        tally.notes["spot-by-zone rows with a spot price (min per region kept)"] += 1
         key = (r["InstanceType"], r["Region"])
         cand = (price, r["AvailabilityZone"])
         if key not in best or cand < best[key]:
@@ -330,9 +383,11 @@ def curate_aws(raw: Path, gpu_rows: list[dict[str, object]]) -> list[dict[str, o
         rows[key]["spot_per_hour"] = price
         rows[key]["spot_zone"] = zone
         rows[key]["source"] = f"{rows[key]['source']}; spot: {SKYPILOT_SOURCE}, min over AZs"
+        rows[key]["price_source"] = f"{AWS_PRICE_SOURCE}; spot: {SKYPILOT_SOURCE} (undated)"
     out = [rows[k] for k in sorted(rows, key=lambda k: (k[1], k[0]))]
     for row in out:
         Instance.model_validate(row)
+    tally.finish(out)
     return out
 
 
@@ -356,6 +411,11 @@ def curate_paper_instances() -> list[dict[str, object]]:
                 "spot_zone": None,
                 "excluded": None,
                 "source": f"{PAPER_SOURCE} (price); vCPUs and host memory from {AWS_SOURCE}",
+                "zone": None,
+                "arch": "x86_64",
+                "interconnect": None,
+                "price_source": PAPER_SOURCE,
+                "price_date": PAPER_PRICE_DATE,
             }
         )
     for row in out:
@@ -402,20 +462,51 @@ def curate_models(raw: Path) -> list[dict[str, object]]:
 # ---------------------------------------------------------------- main
 
 
-def build(raw: Path) -> dict[str, str]:
-    """Return ``{file name: CSV text}`` for every curated file, built from ``raw``."""
+def build_with_report(raw: Path) -> tuple[dict[str, str], list[Tally]]:
+    """``({file name: CSV text}, tallies)``: every curated file built from ``raw``, and per
+    provider what was read, kept and dropped (see ``data/SOURCES.md``)."""
     gpu_rows = curate_gpus(raw)
-    return {
+    specs = {str(g["name"]): g for g in gpu_rows}
+    aws_tally = Tally("aws", "catalog/aws/*.csv")
+    files = {
         "gpus.csv": to_csv(GPU_COLUMNS, gpu_rows),
         "paper_2025_gpus.csv": to_csv(GPU_COLUMNS, curate_paper_gpus(gpu_rows)),
-        "aws_instances.csv": to_csv(INSTANCE_COLUMNS, curate_aws(raw, gpu_rows)),
+        "aws_instances.csv": to_csv(INSTANCE_COLUMNS, curate_aws(raw, gpu_rows, aws_tally)),
         "paper_2025_instances.csv": to_csv(INSTANCE_COLUMNS, curate_paper_instances()),
         "models.csv": to_csv(MODEL_COLUMNS, curate_models(raw)),
     }
+    tallies = [aws_tally]
+    for name, reader in (("gcp", gcp), ("azure", azure), ("lambda", lambda_cloud)):
+        rows, tally = reader.curate(raw, specs)
+        for row in rows:
+            Instance.model_validate(row)
+        files[f"{name}_instances.csv"] = to_csv(INSTANCE_COLUMNS, rows)
+        tallies.append(tally)
+    return files, tallies
+
+
+def build(raw: Path) -> dict[str, str]:
+    """Return ``{file name: CSV text}`` for every curated file, built from ``raw``."""
+    return build_with_report(raw)[0]
+
+
+def missing_raw_files(raw: Path) -> list[str]:
+    """The :data:`RAW_FILES` absent under ``raw`` (all of them when ``raw`` is no directory)."""
+    return [f for f in RAW_FILES if not (raw / f).is_file()]
+
+
+WHERE_DATA_COMES_FROM = (
+    "the reference data is shared/data in the project's workspace (e.g. /work/shared/data, "
+    "described by its README.md); pass that directory"
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point: write the curated CSVs; returns the exit status."""
+    """Command-line entry point: write the curated CSVs; returns the exit status.
+
+    Absent reference data (directory or any file) is reported on ONE line on stderr, exit 2;
+    malformed reference data likewise, exit 1. No traceback either way.
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("raw", type=Path, help="the shared reference data directory")
     parser.add_argument(
@@ -425,10 +516,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="output directory (default: this package's data/)",
     )
     args = parser.parse_args(argv)
+    prog = "infersave.catalog.curate"
+    if not args.raw.is_dir():
+        print(f"{prog}: error: no directory {args.raw}: {WHERE_DATA_COMES_FROM}", file=sys.stderr)
+        return 2
+    missing = missing_raw_files(args.raw)
+    if missing:
+        print(
+            f"{prog}: error: missing under {args.raw}: {', '.join(missing)}; "
+            f"{WHERE_DATA_COMES_FROM}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        files, tallies = build_with_report(args.raw)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"{prog}: error: cannot curate {args.raw}: {exc}", file=sys.stderr)
+        return 1
     args.out.mkdir(parents=True, exist_ok=True)
-    for name, text in build(args.raw).items():
+    for name, text in files.items():
         (args.out / name).write_text(text, encoding="utf-8", newline="")
         print(f"wrote {args.out / name} ({text.count(chr(10)) - 1} rows)")
+    for tally in tallies:
+        print("\n".join(tally.lines()))
     return 0
 
 

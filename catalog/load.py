@@ -4,8 +4,18 @@ Price sets:
 
 * ``"aws"`` — AWS on-demand (and, where known, spot) prices from ec2instances.info, updated
   2026-01-21, with datasheet GPU figures (``gpus.csv``, ``aws_instances.csv``).
+* ``"gcp"``, ``"azure"``, ``"lambda"`` — those providers' GPU VMs from the SkyPilot-format
+  catalog github.com/anycloud-sh/catalog @ 2026-05-20 (``<provider>_instances.csv``), with the
+  same datasheet GPU figures.
 * ``"paper-2025"`` — the InferSave paper's Table IV: four us-east-1 instances at the paper's
   prices, with the paper's own GPU figures for T4/A10G/L4/L40S (``paper_2025_*.csv``).
+
+:data:`PRICE_SETS` lists the sets the solver and command line accept today (``aws``,
+``paper-2025``); :data:`CATALOGS` adds the other providers, whose names every lookup here
+accepts. Each provider's table holds that provider only, so ``instances("aws")`` is AWS alone;
+:func:`instances_for` and :func:`all_instances` give one table across providers (filter on
+``provider`` and ``region``: region names can repeat across providers, e.g. Lambda's
+``us-east-1``). Files are parsed lazily, one provider at a time, on first use.
 
 Every table is parsed once (cached) with the :mod:`csv` module into the pydantic records of
 :mod:`infersave.catalog.schemas`. Malformed or inconsistent data raises :class:`CatalogError`
@@ -21,7 +31,7 @@ import functools
 import io
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,26 +41,39 @@ from pydantic import BaseModel, ValidationError
 from infersave.catalog.schemas import GPU, LLM, Instance
 
 __all__ = [
+    "CATALOGS",
     "PRICE_SETS",
+    "PROVIDERS",
     "CatalogError",
+    "all_instances",
     "count_parameters",
     "find_gpu",
     "find_instance",
     "find_model",
     "gpus",
     "instances",
+    "instances_for",
     "llm_from_config",
     "models",
+    "providers",
     "read_records",
     "regions",
 ]
 
+PROVIDERS: tuple[str, ...] = ("aws", "gcp", "azure", "lambda")
 PRICE_SETS: tuple[str, ...] = ("aws", "paper-2025")
+"""The price sets the solver and the command line accept today (AWS list prices, the paper's)."""
+CATALOGS: tuple[str, ...] = (*PRICE_SETS, *(p for p in PROVIDERS if p not in PRICE_SETS))
+"""Every name :func:`instances`, :func:`regions`, :func:`gpus` and :func:`find_instance`
+accept: the price sets and each provider (a provider's name is its own table)."""
 
 _PRICE_SET_FILES: dict[str, tuple[str, str | None]] = {
     # price set: (instances file, GPU override file or None)
     "aws": ("aws_instances.csv", None),
     "paper-2025": ("paper_2025_instances.csv", "paper_2025_gpus.csv"),
+    "gcp": ("gcp_instances.csv", None),
+    "azure": ("azure_instances.csv", None),
+    "lambda": ("lambda_instances.csv", None),
 }
 _DEFAULT_REGION = "us-east-1"
 
@@ -156,9 +179,7 @@ def _data_file(file_name: str, model: type[T]) -> tuple[T, ...]:
 
 def _check_price_set(price_set: str) -> None:
     if price_set not in _PRICE_SET_FILES:
-        raise CatalogError(
-            f"unknown price set {price_set!r}; choose one of: {', '.join(PRICE_SETS)}"
-        )
+        raise CatalogError(f"unknown price set {price_set!r}; choose one of: {', '.join(CATALOGS)}")
 
 
 def _unique(records: Iterable[T], key: Any, file_name: str, field: str) -> None:
@@ -209,12 +230,65 @@ def _gpus(price_set: str) -> Mapping[str, GPU]:
 def instances(price_set: str = "aws") -> tuple[Instance, ...]:
     """All instance-type x region rows of a price set, including ``excluded`` ones.
 
+    A provider's name is its price set: ``instances("azure")`` lists Azure's rows.
     Filter on ``inst.excluded is None`` for the rows the optimiser may use. Prices are US$
-    per hour; ``spot_per_hour`` is the lowest zone price in that region or ``None``.
-    Raises :class:`CatalogError` for an unknown price set, bad data, a duplicate
+    per hour, both from one place (see :class:`Instance`); ``spot_per_hour`` is ``None`` when
+    unknown. Raises :class:`CatalogError` for an unknown price set, bad data, a duplicate
     (instance_type, region) or a ``gpu`` that is not a key of :func:`gpus`.
     """
     return _instances(price_set)
+
+
+def providers() -> tuple[str, ...]:
+    """The providers whose instances the package ships: ``("aws", "gcp", "azure", "lambda")``."""
+    return PROVIDERS
+
+
+def instances_for(
+    providers: Sequence[str] | None = None, regions: Sequence[str] | None = None
+) -> tuple[Instance, ...]:
+    """One table across providers: the rows of ``providers`` (default: all) whose region is
+    one of ``regions`` (default: any), in :data:`PROVIDERS` order, then (region, type).
+
+    Each provider's file is parsed on first use only. Region names are matched exactly and
+    may belong to several providers (``us-east-1`` is AWS's and Lambda's). Raises
+    :class:`CatalogError` (with close matches) for an unknown provider, or a region that none
+    of the chosen providers offers.
+    """
+    chosen = _check_providers(providers)
+    table = [i for p in chosen for i in _instances(p)]
+    if regions is None:
+        return tuple(table)
+    offered = {i.region for i in table}
+    wanted = []
+    for region in regions:
+        name = region.strip().lower()
+        if name not in offered:
+            raise _suggest(f"region (providers {', '.join(chosen)})", region, offered)
+        wanted.append(name)
+    keep = set(wanted)
+    return tuple(i for i in table if i.region in keep)
+
+
+@functools.cache
+def all_instances() -> tuple[Instance, ...]:
+    """Every shipped provider's rows in one table (cached); see :func:`instances_for`."""
+    return instances_for()
+
+
+def _check_providers(names: Sequence[str] | None) -> tuple[str, ...]:
+    if names is None:
+        return PROVIDERS
+    if isinstance(names, str):
+        names = [names]
+    chosen = []
+    for name in names:
+        key = name.strip().lower()
+        if key not in PROVIDERS:
+            raise _suggest("provider", name, PROVIDERS)
+        if key not in chosen:
+            chosen.append(key)
+    return tuple(p for p in PROVIDERS if p in chosen)
 
 
 @functools.cache
@@ -224,17 +298,25 @@ def _instances(price_set: str) -> tuple[Instance, ...]:
     table = _data_file(file_name, Instance)
     _unique(table, lambda r: (r.instance_type, r.region), file_name, "instance_type")
     known = _gpus(price_set)
+    provider = price_set if price_set in PROVIDERS else None
     for i, inst in enumerate(table, start=1):
         if inst.gpu is not None and inst.gpu not in known:
             raise CatalogError(f"{file_name} row {i}, field gpu: {inst.gpu!r} not in gpus.csv")
         if inst.gpu is None and inst.excluded is None:
             raise CatalogError(f"{file_name} row {i}, field excluded: no gpu and no reason")
+        if provider is not None and inst.provider != provider:
+            raise CatalogError(
+                f"{file_name} row {i}, field provider: {inst.provider!r}, expected {provider!r}"
+            )
+        if not inst.price_source or not inst.price_date:
+            field = "price_date" if inst.price_source else "price_source"
+            raise CatalogError(f"{file_name} row {i}, field {field}: missing")
     return table
 
 
 @functools.cache
 def regions(price_set: str = "aws") -> tuple[str, ...]:
-    """Sorted region codes that appear in a price set (e.g. ``"us-east-1"``)."""
+    """Sorted region codes that appear in a price set (e.g. ``"us-east-1"``, ``"eastus"``)."""
     return tuple(sorted({i.region for i in _instances(price_set)}))
 
 

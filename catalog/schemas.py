@@ -8,6 +8,8 @@ Units are in the field names: ``_gib`` (2**30 bytes), ``_mib`` (2**20 bytes), ``
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
 
@@ -44,12 +46,25 @@ class GPU(_Frozen):
 
 
 class Instance(_Frozen):
-    """One cloud instance type in one region, priced as that region offers it.
+    """One cloud instance type in one region, priced as ONE place offers it.
 
-    ``gpu`` is a key into the GPU table, or ``None`` when the accelerator has no spec in the
-    catalog (then ``excluded`` says why). ``gpu_count`` may be fractional for vGPU slices.
-    ``gpu_memory_gib`` is the memory of ONE GPU. ``spot_per_hour`` is the lowest spot price over
-    the region's availability zones (``spot_zone`` names that zone), or ``None`` when unknown.
+    ``provider`` is ``aws``, ``gcp``, ``azure`` or ``lambda``. ``gpu`` is a key into the GPU
+    table, or ``None`` when the accelerator has no spec in the catalog (then ``excluded`` says
+    why). ``gpu_count`` may be fractional for vGPU slices. ``gpu_memory_gib`` is the memory of
+    ONE GPU.
+
+    Prices are never combined across places: ``zone`` names the availability zone whose offer
+    gave both prices when the provider prices per zone (GCP), else ``None`` (regional price).
+    ``spot_per_hour`` is that zone's spot price; for AWS, whose on-demand price is regional, it
+    is the lowest spot price over the region's zones, and ``spot_zone`` names the zone that
+    offers it. ``None`` when unknown or set aside as suspicious (see ``data/SOURCES.md``).
+
+    ``arch`` is the host CPU architecture (``x86_64`` or ``arm64``). ``interconnect`` is how the
+    GPUs of a multi-GPU instance talk to each other (``nvlink``, or ``pcie`` for the PCIe bus
+    only), which bounds tensor parallelism; ``None`` for one GPU or a non-NVIDIA accelerator.
+    ``price_source`` and ``price_date`` (``YYYY-MM-DD``, or ``YYYY-MM`` when only the month is
+    known) say where and when the prices were published; ``source`` where the row's other facts
+    come from.
     """
 
     instance_type: str
@@ -66,6 +81,11 @@ class Instance(_Frozen):
     spot_zone: str | None = None
     excluded: str | None = None
     source: str
+    zone: str | None = None
+    arch: Literal["x86_64", "arm64"] = "x86_64"
+    interconnect: Literal["nvlink", "pcie"] | None = None
+    price_source: str | None = None
+    price_date: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}(-\d{2})?$")
 
 
 class LLM(_Frozen):

@@ -133,7 +133,7 @@ def test_unknown_instance_and_region() -> None:
     with pytest.raises(CatalogError, match="not offered in region"):
         find_instance("g4dn.xlarge", "mars-north-1")
     with pytest.raises(CatalogError, match="unknown price set"):
-        instances("azure")
+        instances("oracle")  # "azure" is a provider table now (tests/test_providers.py)
 
 
 # ---------------------------------------------------------------- GPUs
@@ -442,7 +442,10 @@ def test_curation_regenerates_identical_files(tmp_path: Path) -> None:
     produced = sorted(p.name for p in tmp_path.glob("*.csv"))
     assert produced == [
         "aws_instances.csv",
+        "azure_instances.csv",
+        "gcp_instances.csv",
         "gpus.csv",
+        "lambda_instances.csv",
         "models.csv",
         "paper_2025_gpus.csv",
         "paper_2025_instances.csv",
