@@ -28,7 +28,8 @@ from infersave.catalog.schemas import GPU, LLM, Instance
 RETRIEVED = "retrieved per shared/data, 2026-01"
 
 GPU_COLUMNS: tuple[str, ...] = tuple(GPU.model_fields)
-INSTANCE_COLUMNS: tuple[str, ...] = tuple(Instance.model_fields)
+INSTANCE_COLUMNS: tuple[str, ...] = tuple(f for f in Instance.model_fields if f != "market")
+"""Curated columns: every field but ``market``, which the search sets (one row per market)."""
 MODEL_COLUMNS: tuple[str, ...] = tuple(LLM.model_fields)
 
 # FP32 (non-tensor) peak TFLOPS from NVIDIA datasheets (the figure the paper calls "FP16").

@@ -61,14 +61,17 @@ __all__ = [
 ]
 
 PROVIDERS: tuple[str, ...] = ("aws", "gcp", "azure", "lambda")
-PRICE_SETS: tuple[str, ...] = ("aws", "paper-2025")
-"""The price sets the solver and the command line accept today (AWS list prices, the paper's)."""
+CLOUD = "cloud"
+"""Every shipped provider's rows as one table (datasheet GPU figures)."""
+PRICE_SETS: tuple[str, ...] = (CLOUD, "aws", "paper-2025")
+"""The price sets: every provider's list prices (``cloud``), AWS's alone, the paper's."""
 CATALOGS: tuple[str, ...] = (*PRICE_SETS, *(p for p in PROVIDERS if p not in PRICE_SETS))
 """Every name :func:`instances`, :func:`regions`, :func:`gpus` and :func:`find_instance`
 accept: the price sets and each provider (a provider's name is its own table)."""
 
 _PRICE_SET_FILES: dict[str, tuple[str, str | None]] = {
     # price set: (instances file, GPU override file or None)
+    CLOUD: ("", None),  # the union of the providers' files
     "aws": ("aws_instances.csv", None),
     "paper-2025": ("paper_2025_instances.csv", "paper_2025_gpus.csv"),
     "gcp": ("gcp_instances.csv", None),
@@ -294,6 +297,8 @@ def _check_providers(names: Sequence[str] | None) -> tuple[str, ...]:
 @functools.cache
 def _instances(price_set: str) -> tuple[Instance, ...]:
     _check_price_set(price_set)
+    if price_set == CLOUD:
+        return tuple(i for p in PROVIDERS for i in _instances(p))
     file_name = _PRICE_SET_FILES[price_set][0]
     table = _data_file(file_name, Instance)
     _unique(table, lambda r: (r.instance_type, r.region), file_name, "instance_type")

@@ -62,6 +62,8 @@ class Instance(_Frozen):
     ``arch`` is the host CPU architecture (``x86_64`` or ``arm64``). ``interconnect`` is how the
     GPUs of a multi-GPU instance talk to each other (``nvlink``, or ``pcie`` for the PCIe bus
     only), which bounds tensor parallelism; ``None`` for one GPU or a non-NVIDIA accelerator.
+    ``market`` is the price market the search rents it in (``on-demand`` or ``spot``; not a
+    curated column: the search copies a row per market, see ``infersave.solver.placement``).
     ``price_source`` and ``price_date`` (``YYYY-MM-DD``, or ``YYYY-MM`` when only the month is
     known) say where and when the prices were published; ``source`` where the row's other facts
     come from.
@@ -86,6 +88,7 @@ class Instance(_Frozen):
     interconnect: Literal["nvlink", "pcie"] | None = None
     price_source: str | None = None
     price_date: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}(-\d{2})?$")
+    market: Literal["on-demand", "spot"] = "on-demand"
 
 
 class LLM(_Frozen):

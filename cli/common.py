@@ -126,4 +126,13 @@ BackendOpt = scenario_option("backend")
 SolverOpt = scenario_option("solver")
 TimeLimitOpt = scenario_option("time_limit", cli_type=float)
 TopOpt = scenario_option("top")
+ProviderOpt = scenario_option("provider")
+OnlyOpt = scenario_option("only", cli_type=str)
+ExcludeOpt = scenario_option("exclude", cli_type=str)
+ArchOpt = scenario_option("arch", cli_type=str)
+MaxGpusOpt = scenario_option("max_gpus", cli_type=int)
+GpuOpt = scenario_option("gpu", cli_type=str)
+PricesOpt = scenario_option("prices", cli_type=str)
+PLACEMENT_FIELDS = ("provider", "only", "exclude", "arch", "max_gpus", "gpu", "prices")
+"""Where a scenario may run (see infersave.solver.placement): options of every scenario command."""
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]

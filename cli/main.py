@@ -19,6 +19,7 @@ from infersave.cli.common import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    ArchOpt,
     BackendOpt,
     BatchSizeOpt,
     BatchSizesOpt,
@@ -26,17 +27,23 @@ from infersave.cli.common import (
     CalibrationOpt,
     CatalogOpt,
     DtypeOpt,
+    ExcludeOpt,
     Format,
     FormatOpt,
     FormulasOpt,
+    GpuOpt,
     InputLenOpt,
+    MaxGpusOpt,
     MaxPriceOpt,
     ModelOpt,
     NonNvidiaOpt,
     OffloadStepOpt,
+    OnlyOpt,
     OutputLenOpt,
     PerfModelOpt,
+    PricesOpt,
     PricingOpt,
+    ProviderOpt,
     RegionOpt,
     RequestsOpt,
     SloOpt,
@@ -68,6 +75,7 @@ Example:
 
 RECORD_COLUMNS = (
     "role",
+    "where",
     "instance",
     "gpu",
     "batch",
@@ -84,8 +92,10 @@ RECORD_COLUMNS = (
 
 def _row(role: str, r: Any) -> list[str]:
     gpus = f"{r.gpu}" if r.gpu_count == 1 else f"{r.gpu} x{r.gpu_count:g}"
+    where = f"{r.provider} {r.region}" + (" spot" if r.market == "spot" else "")
     return [
         role,
+        where,
         r.instance_type,
         gpus,
         str(r.batch_size),
@@ -103,9 +113,11 @@ def _row(role: str, r: Any) -> list[str]:
 def _print_solve_table(result: Any) -> None:
     s = result.scenario
     cap = "no cap" if s.max_price is None else f"<= ${s.max_price:g}/h"
+    providers = "all providers" if s.provider == "all" else s.provider
     head = (
         f"{s.model}: {s.requests} requests of {s.input_len} in + {s.output_len} out tokens,"
-        f" SLO {s.slo_tps:g} TPS, {cap}, {s.region} ({s.catalog}, {s.pricing}, {s.billing})"
+        f" SLO {s.slo_tps:g} TPS, {cap}, region {s.region} ({providers}, {s.catalog} prices,"
+        f" {s.pricing}, {s.billing} billing)"
     )
     render.echo(head)
     rows = []
@@ -122,10 +134,12 @@ def _print_solve_table(result: Any) -> None:
         return
     rec = result.recommendation
     line = (
-        f"Recommended: {rec.instance_type} ({rec.gpu} x{rec.gpu_count:g}), batch {rec.batch_size},"
+        f"Recommended: {rec.instance_type} on {rec.provider} {rec.region}"
+        f"{' (spot)' if rec.market == 'spot' else ''}"
+        f" ({rec.gpu} x{rec.gpu_count:g}), batch {rec.batch_size},"
         f" KV offload {rec.offload_ratio:.0%}: {rec.tps:,.0f} TPS predicted,"
         f" {rec.billed_hours:g} billed h, total {render.money(rec.total_cost_usd)}"
-        f" ({rec.calibration})."
+        f" ({rec.calibration}; prices {rec.price_source or 'catalog'}, {rec.price_date or 'n/a'})."
     )
     render.echo(line)
     if base is not None and result.baseline.savings_pct is not None:
@@ -160,6 +174,13 @@ def solve_cmd(
     slo_tps: SloOpt,
     requests: RequestsOpt = None,
     max_price: MaxPriceOpt = None,
+    provider: ProviderOpt = None,
+    only: OnlyOpt = None,
+    exclude: ExcludeOpt = None,
+    arch: ArchOpt = None,
+    max_gpus: MaxGpusOpt = None,
+    gpu: GpuOpt = None,
+    prices: PricesOpt = None,
     region: RegionOpt = None,
     catalog: CatalogOpt = None,
     batch_sizes: BatchSizesOpt = None,
@@ -220,6 +241,13 @@ def solve_cmd(
             requests=requests,
             slo_tps=slo_tps,
             max_price=max_price,
+            provider=provider,
+            only=only,
+            exclude=exclude,
+            arch=arch,
+            max_gpus=max_gpus,
+            gpu=gpu,
+            prices=prices,
             region=region,
             catalog=catalog,
             batch_sizes=batch_sizes,
@@ -351,12 +379,32 @@ def predict_cmd(
         raise typer.Exit(EXIT_INFEASIBLE)
 
 
-@app.command(help="List catalog instances. Example: infersave instances --gpu L4 --max-price 2")
-def instances(
-    region: Annotated[str | None, typer.Option("--region", help="Only this region.")] = None,
-    gpu: Annotated[str | None, typer.Option("--gpu", help="Only this GPU (e.g. L4).")] = None,
+INSTANCES_HELP = """List catalog instances, across providers and regions.
+
+Example:
+
+  infersave instances --provider azure --gpu A100
+
+  infersave instances --gpu L4 --max-price 2 --region us-east-1
+"""
+
+
+@app.command(name="instances", help=INSTANCES_HELP)
+def instances_cmd(
+    provider: Annotated[
+        str, typer.Option("--provider", help="all, or a comma list of aws, gcp, azure, lambda.")
+    ] = "all",
+    region: Annotated[
+        str | None, typer.Option("--region", help="Only these regions (comma list).")
+    ] = None,
+    gpu: Annotated[
+        str | None,
+        typer.Option("--gpu", help="Only these GPUs (comma list; A100 matches every A100)."),
+    ] = None,
     max_price: MaxPriceOpt = None,
-    catalog: CatalogOpt = "aws",
+    catalog: Annotated[
+        str, typer.Option("--catalog", help="cloud (the providers' prices) or paper-2025.")
+    ] = "cloud",
     show_all: Annotated[
         bool, typer.Option("--all", help="Include excluded instances (and why).")
     ] = False,
@@ -365,39 +413,53 @@ def instances(
 ) -> None:
     with user_errors():
         from infersave.catalog import load
+        from infersave.solver.placement import Placement, gpu_matches, providers_of
 
-        if catalog not in load.PRICE_SETS:
-            fail(f"unknown catalog {catalog!r}; use one of: {', '.join(load.PRICE_SETS)}")
+        place = Placement(catalog, provider, "all", "on-demand", True)
+        if catalog == "paper-2025":
+            rows_all = load.instances("paper-2025")
+        else:
+            names = providers_of(place)
+            rows_all = load.instances_for(names)
+        offered = sorted({i.region for i in rows_all})
         if regions:
-            names = list(load.regions(catalog))
             if fmt is Format.json:
-                render.echo(render.json_text(names))
+                render.echo(render.json_text(offered))
             else:
-                render.echo("\n".join(names))
+                render.echo("\n".join(offered))
             return
-        gpu_key = load.find_gpu(gpu, catalog).name if gpu else None
-        if region is not None and region not in load.regions(catalog):
-            fail(f"unknown region {region!r}; list them with: infersave instances --regions")
+        wanted = [r.strip() for r in region.split(",")] if region else None
+        for r in wanted or []:
+            if r not in offered:
+                fail(
+                    f"--region: unknown region {r!r}; list them with: infersave instances --regions"
+                )
+        wanted_gpus = [g.strip().lower() for g in gpu.split(",")] if gpu else []
+        if wanted_gpus and not any(gpu_matches(i.gpu or "", wanted_gpus) for i in rows_all):
+            load.find_gpu(gpu or "")  # raises with close matches
+            fail(f"--gpu: no instance has a {gpu} GPU")
         rows = [
             i
-            for i in load.instances(catalog)
-            if (region is None or i.region == region)
-            and (gpu_key is None or i.gpu == gpu_key)
+            for i in rows_all
+            if (wanted is None or i.region in wanted)
+            and (not wanted_gpus or gpu_matches(i.gpu or "", wanted_gpus))
             and (max_price is None or (i.on_demand_per_hour or 0) <= max_price)
             and (show_all or i.excluded is None)
         ]
-        rows.sort(key=lambda i: (i.region, i.on_demand_per_hour or 0, i.instance_type))
+        rows.sort(key=lambda i: (i.provider, i.region, i.on_demand_per_hour or 0, i.instance_type))
     if fmt is Format.json:
-        render.echo(render.json_text([i.model_dump() for i in rows]))
+        render.echo(render.json_text([i.model_dump(exclude={"market"}) for i in rows]))
     elif fmt is Format.csv:
-        render.echo(render.csv_text([i.model_dump() for i in rows]))
+        render.echo(render.csv_text([i.model_dump(exclude={"market"}) for i in rows]))
     else:
-        cols = ["instance", "region", "gpu", "count", "GiB/GPU", "vCPU", "host GiB", "$/h", "spot"]
+        cols = ["provider", "instance", "region", "gpu", "count", "GiB/GPU", "vCPU", "host GiB"]
+        cols += ["arch", "$/h", "spot"]
         if show_all:
             cols.append("excluded")
         table_rows = []
         for i in rows:
             row = [
+                i.provider,
                 i.instance_type,
                 i.region,
                 i.gpu or i.accelerator,
@@ -405,13 +467,16 @@ def instances(
                 f"{i.gpu_memory_gib:g}" if i.gpu_memory_gib else "-",
                 str(i.vcpus),
                 f"{i.host_memory_gib:g}",
+                i.arch,
                 f"{i.on_demand_per_hour:.4g}" if i.on_demand_per_hour else "-",
                 f"{i.spot_per_hour:.4g}" if i.spot_per_hour else "-",
             ]
             if show_all:
                 row.append(i.excluded or "")
             table_rows.append(row)
-        render.print_table(cols, table_rows, title=f"{len(rows)} instances")
+        dates = sorted({i.price_date for i in rows if i.price_date})
+        when = f"; prices of {', '.join(dates)}" if dates else ""
+        render.print_table(cols, table_rows, title=f"{len(rows)} instances{when}")
 
 
 @app.command(help="List catalog models. Example: infersave models --format json")

@@ -44,7 +44,8 @@ def print_table(
 
     table = Table(title=title, title_justify="left", header_style="bold")
     for col in columns:
-        left = col in {"instance", "gpu", "role", "name", "hf id", "region", "excluded"}
+        left = col in {"instance", "gpu", "role", "name", "hf id", "region", "excluded", "where"}
+        left = left or col in {"provider", "arch"}
         table.add_column(col, justify="left" if left else "right", no_wrap=True)
     for n, row in enumerate(rows):
         style = "bold green" if highlight_first and n == 0 else None

@@ -8,6 +8,7 @@ batch size ``b`` and offload level ``c``; every array has shape ``(N,) = (I * B 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -51,13 +52,33 @@ class InstanceArrays:
     pcie_bandwidth: np.ndarray  # bytes/s, one direction
     ctcf: np.ndarray  # (I, 4): alpha_p, beta_p, alpha_d, beta_d
     calibrated: np.ndarray  # bool: a calibration entry applied to this GPU
+    labels: tuple[str, ...] = ()  # unique identifier per instance (model variable names)
+
+
+def instance_labels(instances: Sequence[Instance]) -> tuple[str, ...]:
+    """A unique identifier per instance: its type (``g5.xlarge`` -> ``g5_xlarge``), with its
+    provider and region when the same type stands in several places, and ``_spot`` in the spot
+    market. The exact models name their variables with it."""
+    places: dict[str, set[tuple[str, str]]] = {}
+    for i in instances:
+        places.setdefault(i.instance_type, set()).add((i.provider, i.region))
+    out = []
+    for i in instances:
+        label = re.sub(r"[^A-Za-z0-9]", "_", i.instance_type)
+        if len(places[i.instance_type]) > 1:
+            label += "_" + re.sub(r"[^A-Za-z0-9]", "_", f"{i.provider}_{i.region}")
+        if i.market == "spot":
+            label += "_spot"
+        out.append(label)
+    return tuple(out)
 
 
 def instance_name_rank(inst: InstanceArrays) -> np.ndarray:
-    """Position of each instance's type name in sorted order, int64 of shape ``(I,)``: the
-    ranker's tie-break after cost and TPS, shared by every backend."""
-    names = [i.instance_type for i in inst.instances]
-    order = np.argsort(np.array(names, dtype=object), kind="stable")
+    """Position of each instance in the order of (type name, provider, region, market), int64
+    of shape ``(I,)``: the ranker's tie-break after cost and TPS, shared by every backend (one
+    region's names sort as the type names alone)."""
+    names = [(i.instance_type, i.provider, i.region, i.market) for i in inst.instances]
+    order = np.array(sorted(range(len(names)), key=names.__getitem__), dtype=np.int64)
     rank = np.empty(len(names), dtype=np.int64)
     rank[order] = np.arange(len(names))
     return rank
@@ -103,7 +124,8 @@ def instance_arrays(
             )
             gmem[i] = reported * options.gpu_memory_utilization
         hmem[i] = inst.host_memory_gib * GIB * options.host_memory_utilization / reps[i]
-        p = inst.spot_per_hour if options.pricing == "spot" else inst.on_demand_per_hour
+        spot = options.pricing == "spot" or inst.market == "spot"
+        p = inst.spot_per_hour if spot else inst.on_demand_per_hour
         if p is None and allow_missing_price:
             p = float("nan")
         elif p is None:
@@ -124,7 +146,17 @@ def instance_arrays(
                 coef[i, 2:4] = dec
             calibrated[i] = pre is not None or dec is not None
     return InstanceArrays(
-        tuple(instances), reps, gmem, hmem, price, flops, mbw, pcie, coef, calibrated
+        tuple(instances),
+        reps,
+        gmem,
+        hmem,
+        price,
+        flops,
+        mbw,
+        pcie,
+        coef,
+        calibrated,
+        instance_labels(instances),
     )
 
 

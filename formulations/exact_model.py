@@ -332,8 +332,8 @@ def _label(x: float) -> str:
 
 
 def instance_label(table: CandidateTable, i: int) -> str:
-    """Instance ``i``'s type as an identifier (``g5.xlarge`` -> ``g5_xlarge``)."""
-    return table.inst.instances[int(i)].instance_type.replace(".", "_").replace("-", "_")
+    """Instance ``i`` as an identifier (:attr:`.candidates.InstanceArrays.labels`)."""
+    return table.inst.labels[int(i)]
 
 
 def candidate_name(table: CandidateTable, k: int) -> str:

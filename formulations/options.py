@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 Formulas = Literal["physics", "paper"]
 PerfModel = Literal["paper", "roofline"]
 Billing = Literal["hourly", "per-second"]
-Pricing = Literal["on-demand", "spot"]
+Pricing = Literal["on-demand", "spot", "both"]
 
 DTYPE_BYTES: dict[str, int] = {"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1}
 """Bytes per parameter and per KV-cache element for each supported precision."""
@@ -50,7 +50,8 @@ class ModelOptions:
             the serving process need the rest).
         billing: ``"hourly"`` (ceil to whole hours, the paper's Eq. 3) or ``"per-second"``
             (AWS Linux on-demand billing: per second with a 60 s minimum).
-        pricing: ``"on-demand"`` or ``"spot"`` $/h.
+        pricing: ``"on-demand"``, ``"spot"`` or ``"both"`` (each instance's own market,
+            ``Instance.market``) $/h.
     """
 
     dtype: str = "fp16"

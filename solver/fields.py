@@ -100,8 +100,27 @@ FIELDS: tuple[FieldSpec, ...] = (
         "$/h",
         {"gt": 0},
     ),
-    FieldSpec("region", str, "us-east-1", "Cloud region (infersave instances --regions)."),
-    FieldSpec("catalog", str, "aws", "Price set: aws, or paper-2025 (the paper's Table IV)."),
+    FieldSpec(
+        "provider",
+        str,
+        "all",
+        "Clouds to search: all, or a comma list of aws, gcp, azure, lambda.",
+        bounds={"min_length": 1},
+    ),
+    FieldSpec(
+        "region",
+        str,
+        "us-east-1",
+        "Region, a comma list of regions, or all (infersave instances --regions).",
+        bounds={"min_length": 1},
+    ),
+    FieldSpec(
+        "catalog",
+        str,
+        "cloud",
+        "Price set: cloud (the shipped provider catalogs), one provider's (aws, gcp, azure,"
+        " lambda), or paper-2025 (the paper's Table IV).",
+    ),
     FieldSpec(
         "batch_sizes",
         tuple[int, ...],
@@ -131,7 +150,43 @@ FIELDS: tuple[FieldSpec, ...] = (
         "hourly",
         "hourly (ceil, the paper) or per-second (60 s minimum).",
     ),
-    FieldSpec("pricing", Literal["on-demand", "spot"], "on-demand", "on-demand or spot prices."),
+    FieldSpec(
+        "pricing",
+        Literal["on-demand", "spot", "both"],
+        "on-demand",
+        "on-demand or spot prices, or both (every instance in either market).",
+    ),
+    FieldSpec(
+        "only",
+        str | None,
+        None,
+        "Only these instance families or types, comma-separated (g6e,g6 or g6.xlarge).",
+    ),
+    FieldSpec(
+        "exclude",
+        str | None,
+        None,
+        "Exclude these instance families or types, comma-separated (g5g,p3).",
+    ),
+    FieldSpec(
+        "arch", Literal["x86_64", "arm64"] | None, None, "Only hosts of this CPU architecture."
+    ),
+    FieldSpec(
+        "max_gpus", int | None, None, "At most this many GPUs per instance.", "GPUs", {"gt": 0}
+    ),
+    FieldSpec(
+        "gpu",
+        str | None,
+        None,
+        "Only these GPUs, comma-separated (L4,L40S; A100 matches all A100s).",
+    ),
+    FieldSpec(
+        "prices",
+        str | None,
+        None,
+        "CSV of your own prices (negotiated, reserved) overriding the catalog's: columns provider,"
+        " instance_type, region, on_demand_per_hour[, spot_per_hour, source, date].",
+    ),
     FieldSpec("dtype", Literal[DTYPES], "fp16", f"Weights/KV precision: {', '.join(DTYPES)}."),
     FieldSpec(
         "formulas",

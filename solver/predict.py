@@ -11,9 +11,11 @@ from infersave.catalog.schemas import Instance
 from infersave.formulations.candidates import build_table, instance_arrays
 from infersave.formulations.constraints import memory_constraints, violated
 from infersave.formulations.options import offload_levels
+from infersave.solver.placement import Placement, gpu_specs, providers_of
 from infersave.solver.prepare import (
     _calibration,
     check_context_window,
+    placement_of,
     resolve_model,
     workload_of,
 )
@@ -33,16 +35,19 @@ class Prediction:
 
 
 def _target(s: Scenario, instance: str | None, gpu: str | None) -> Instance:
+    place = placement_of(s)
     try:
         if instance is not None:
-            inst = catalog.find_instance(instance, s.region, s.catalog)
+            inst = _find_instance(instance, s.region, place)
             if inst.gpu is None or inst.excluded:
                 raise InputError(
                     f"{inst.instance_type} cannot be predicted: {inst.excluded or 'no GPU spec'}"
                 )
-            return inst
+            return inst.model_copy(
+                update={"market": "spot" if s.pricing == "spot" else "on-demand"}
+            )
         assert gpu is not None
-        spec = catalog.find_gpu(gpu, s.catalog)
+        spec = catalog.find_gpu(gpu, "paper-2025" if place.price_set == "paper-2025" else "aws")
     except catalog.CatalogError as exc:
         raise InputError(str(exc)) from exc
     return Instance(
@@ -58,6 +63,25 @@ def _target(s: Scenario, instance: str | None, gpu: str | None) -> Instance:
         on_demand_per_hour=None,
         source=spec.source,
     )
+
+
+def _find_instance(name: str, region: str, place: Placement) -> Instance:
+    """The catalog row of ``name`` in ``region``: in the paper's price set, or in the first of
+    the searched providers that offers it there.
+
+    Raises:
+        CatalogError: no searched provider offers it in that region.
+    """
+    if place.price_set == "paper-2025":
+        return catalog.find_instance(name, region, "paper-2025")
+    first: catalog.CatalogError | None = None
+    for provider in providers_of(place):
+        try:
+            return catalog.find_instance(name, region, provider)
+        except catalog.CatalogError as exc:
+            first = first if first is not None and "not offered" in str(first) else exc
+    assert first is not None
+    raise first
 
 
 def predict(
@@ -82,7 +106,7 @@ def predict(
     target = _target(s, instance, gpu)
     options = s.options()
     cal_name, cal = _calibration(s.calibration, s.perf_model, s.formulas, s.catalog)
-    gpus = catalog.gpus(s.catalog)
+    gpus = gpu_specs(placement_of(s))
     if gpus[target.gpu].pcie_bandwidth_gbs is None:
         raise InputError(f"{target.gpu} has no PCIe bandwidth in the catalog; cannot predict")
     arrays = instance_arrays([target], gpus, options, cal, allow_missing_price=True)

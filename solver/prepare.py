@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from infersave.catalog import load as catalog
-from infersave.catalog.schemas import GPU, LLM, Instance
+from infersave.catalog.schemas import LLM, Instance
 from infersave.formulations.candidates import (
     Calibration,
     CandidateTable,
@@ -22,6 +22,12 @@ from infersave.formulations.candidates import (
     instance_arrays,
 )
 from infersave.formulations.options import ModelOptions, offload_levels
+from infersave.solver.placement import (
+    PAPER_PRICE_SET,
+    Placement,
+    gpu_specs,
+    select_instances,
+)
 from infersave.solver.scenario import InputError, Scenario
 
 
@@ -35,91 +41,57 @@ class Prepared:
     calibration_name: str
 
 
-def eligible(inst: Instance, gpus: dict[str, GPU], include_non_nvidia: bool, pricing: str) -> bool:
-    """Whether ``inst`` can be recommended: a GPU spec exists (with PCIe bandwidth), it is not
-    excluded in the catalog, it is NVIDIA unless ``include_non_nvidia``, it has whole GPUs, and
-    it has the asked-for price."""
-    if inst.excluded or inst.gpu is None or inst.gpu not in gpus:
-        return False
-    gpu = gpus[inst.gpu]
-    if gpu.pcie_bandwidth_gbs is None or inst.gpu_count < 1:
-        return False
-    if not gpu.is_nvidia and not include_non_nvidia:
-        return False
-    price = inst.spot_per_hour if pricing == "spot" else inst.on_demand_per_hour
-    return price is not None
-
-
-def _closest(name: str, choices: list[str]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
-    return f"; did you mean: {', '.join(close)}?" if close else ""
+def placement_of(s: Scenario) -> Placement:
+    """The placement fields of scenario ``s`` (where it may run)."""
+    return Placement(
+        catalog=s.catalog,
+        provider=s.provider,
+        region=s.region,
+        pricing=s.pricing,
+        include_non_nvidia=s.include_non_nvidia,
+        only=s.only,
+        exclude=s.exclude,
+        arch=s.arch,
+        max_gpus=s.max_gpus,
+        gpu=s.gpu,
+        prices=s.prices,
+    )
 
 
 def region_instances(
     price_set: str, region: str, include_non_nvidia: bool, pricing: str
 ) -> tuple[Instance, ...]:
-    """Eligible instances of ``region`` in ``price_set``.
+    """Eligible instances of ``region`` in ``price_set`` (a provider name or ``paper-2025``).
 
     Raises:
         InputError: unknown price set or region, or no eligible instance there.
     """
-    if price_set not in catalog.PRICE_SETS:
-        raise InputError(
-            f"catalog: unknown {price_set!r}; use one of: {', '.join(catalog.PRICE_SETS)}"
-        )
-    regions = list(catalog.regions(price_set))
-    if region not in regions:
-        raise InputError(
-            f"region: unknown {region!r} in catalog {price_set!r}{_closest(region, regions)}"
-            " (list them with: infersave instances --regions)"
-        )
-    gpus = catalog.gpus(price_set)
-    found = tuple(
-        inst
-        for inst in catalog.instances(price_set)
-        if inst.region == region and eligible(inst, gpus, include_non_nvidia, pricing)
-    )
-    if not found:
-        ways = ["pricing on-demand"] if pricing != "on-demand" else []
-        if region != "us-east-1":
-            ways.insert(0, "region us-east-1")
-        hint = f"; try {' or '.join(ways)}" if ways else ""
-        raise InputError(
-            f"region: no instance in {region} has a GPU the model covers and a {pricing}"
-            f" price{hint}"
-        )
-    return found
+    provider = price_set if price_set in catalog.PROVIDERS else "all"
+    return select_instances(Placement(price_set, provider, region, pricing, include_non_nvidia))
 
 
 @functools.lru_cache(maxsize=64)
-def _arrays(
-    price_set: str,
-    region: str,
-    include_non_nvidia: bool,
-    options: ModelOptions,
-    calibration_key: str,
-) -> InstanceArrays:
-    insts = region_instances(price_set, region, include_non_nvidia, options.pricing)
-    cal = _calibration(calibration_key, options.perf_model, options.formulas, price_set)[1]
-    return instance_arrays(insts, catalog.gpus(price_set), options, cal)
+def _arrays(p: Placement, options: ModelOptions, calibration_key: str) -> InstanceArrays:
+    insts = select_instances(p)
+    cal = _calibration(calibration_key, options.perf_model, options.formulas, p.price_set)[1]
+    return instance_arrays(insts, gpu_specs(p), options, cal)
 
 
 @functools.lru_cache(maxsize=16)
 def _calibration(
-    spec: str, perf_model: str = "roofline", formulas: str = "physics", price_set: str = "aws"
+    spec: str, perf_model: str = "roofline", formulas: str = "physics", price_set: str = "cloud"
 ) -> tuple[str, Calibration | None]:
     """Resolve ``--calibration``: ``default`` (the shipped fit), ``none``, or a JSON file.
 
-    The shipped fit was made against the ``aws`` catalog's datasheet GPU figures; other price
-    sets (``paper-2025`` uses the paper's own FLOPS) run uncalibrated unless given a file.
+    The shipped fit was made against the datasheet GPU figures of the cloud catalogs (one GPU
+    table for every provider); ``paper-2025`` (the paper's own FLOPS) runs uncalibrated unless
+    given a file.
 
     A calibration applies only to the perf model (and formulas) it was fitted for: ``default``
     falls back to uncalibrated when the shipped file has no such fit; a file without one is an
     error (see :func:`infersave.catalog.calibration.load_calibration`).
     """
-    if spec == "none" or (spec == "default" and price_set != "aws"):
+    if spec == "none" or (spec == "default" and price_set == PAPER_PRICE_SET):
         return "uncalibrated", None
     try:
         from infersave.catalog import calibration as shipped
@@ -184,9 +156,7 @@ def context_key(s: Scenario) -> tuple[object, ...]:
     """The scenario fields :func:`context` depends on (hashable)."""
     return (
         s.model,
-        s.catalog,
-        s.region,
-        s.include_non_nvidia,
+        placement_of(s),
         s.options(),
         s.calibration,
         s.searched_batch_sizes,
@@ -208,8 +178,9 @@ def context(s: Scenario) -> Context:
     except ValueError as exc:
         raise InputError(f"offload_step: {exc}") from exc
     options = s.options()
-    inst = _arrays(s.catalog, s.region, s.include_non_nvidia, options, s.calibration)
-    cal_name = _calibration(s.calibration, options.perf_model, options.formulas, s.catalog)[0]
+    place = placement_of(s)
+    inst = _arrays(place, options, s.calibration)
+    cal_name = _calibration(s.calibration, options.perf_model, options.formulas, place.price_set)[0]
     return Context(model, inst, s.searched_batch_sizes, levels, options, cal_name)
 
 

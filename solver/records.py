@@ -33,12 +33,18 @@ class Record(_Frozen):
     only generated tokens. ``prefill_s``/``decode_s`` are for one batch on one replica (all
     decode steps). ``task_hours`` uses TPS_effective (Eq. 2); ``billed_hours`` per the billing
     mode; ``total_cost_usd`` = billed_hours x price_per_hour; ``cost_efficiency`` per Eq. 3.
-    ``calibration`` names the CTCF coefficients applied, or ``uncalibrated``.
+    ``calibration`` names the CTCF coefficients applied, or ``uncalibrated``. ``provider``,
+    ``region`` and ``zone`` (when the provider prices per zone) say where; ``market``
+    (``on-demand`` or ``spot``), ``price_source`` and ``price_date`` where the $/h comes from.
     """
 
     instance_type: str
     provider: str
     region: str
+    zone: str | None = None
+    market: str = "on-demand"
+    price_source: str | None = None
+    price_date: str | None = None
     gpu: str
     gpu_count: float
     batch_size: int
@@ -100,6 +106,10 @@ def make_record(table: CandidateTable, k: int, calibration_name: str) -> Record:
         instance_type=inst.instance_type,
         provider=inst.provider,
         region=inst.region,
+        zone=inst.zone or (inst.spot_zone if inst.market == "spot" else None),
+        market=inst.market,
+        price_source=inst.price_source,
+        price_date=inst.price_date,
         gpu=inst.gpu or inst.accelerator,
         gpu_count=float(inst.gpu_count),
         batch_size=int(table.batch_size[k]),

@@ -175,7 +175,7 @@ def test_gpus_returns_a_copy() -> None:
 
 
 def test_paper_2025_price_set() -> None:
-    assert PRICE_SETS == ("aws", "paper-2025")
+    assert PRICE_SETS == ("cloud", "aws", "paper-2025")
     inst = find_instance("g4dn.xlarge", price_set="paper-2025")
     assert inst.on_demand_per_hour == pytest.approx(0.71)
     assert inst.region == "us-east-1"

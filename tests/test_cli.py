@@ -113,7 +113,7 @@ def test_infeasible_exits_1_with_closest_miss() -> None:
         (["--model", "/nonexistent/config.json"], "config.json"),
         (["--offload-step", "0.3"], "offload step"),
         (["--batch-sizes", "a,b"], "--batch-sizes"),
-        (["--catalog", "gcp"], "--catalog: unknown"),
+        (["--catalog", "oracle"], "--catalog: unknown"),
         (["--bogus"], "No such option"),
     ],
 )

@@ -40,7 +40,7 @@ OPTIONS: dict[str, st.SearchStrategy[str]] = {
     "--batch-sizes": st.sampled_from(["1,2,4", "1-64", "0", "a,b", "1-99999", "5000", ""]),
     "--offload-step": st.sampled_from(["0.1", "0.25", "0.3", "1e-9", "0", "2", "x"]),
     "--region": words,
-    "--catalog": st.sampled_from(["aws", "paper-2025", "gcp", ""]),
+    "--catalog": st.sampled_from(["aws", "paper-2025", "gcp", "cloud", "oracle", ""]),
     "--dtype": st.sampled_from(["fp16", "bf16", "fp8", "int8", "fp32", "int4", ""]),
     "--billing": st.sampled_from(["hourly", "per-second", "weekly"]),
     "--pricing": st.sampled_from(["on-demand", "spot", "free"]),
@@ -170,7 +170,7 @@ def test_fuzz_batch_rows(rows: list[dict[str, str]], jsonl: bool, tmp_path: Path
     [
         ["instances", "--region", "mars-1"],
         ["instances", "--gpu", "nope"],
-        ["instances", "--catalog", "gcp"],
+        ["instances", "--catalog", "oracle"],
         ["models", "--format", "xml"],
         ["batch", "missing.csv", "-o", "out.csv"],
         ["batch", "in.txt", "-o", "out.csv"],

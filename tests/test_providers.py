@@ -383,7 +383,7 @@ def test_aws_arch_interconnect_and_price_source() -> None:
 
 def test_providers_and_price_sets() -> None:
     assert providers() == PROVIDERS == ("aws", "gcp", "azure", "lambda")
-    assert PRICE_SETS == ("aws", "paper-2025")  # what the solver and CLI accept today
+    assert PRICE_SETS == ("cloud", "aws", "paper-2025")  # what the solver and CLI accept
     assert instances("aws") == instances()  # AWS alone, as before
     assert {i.provider for i in instances()} == {"aws"}
 
