@@ -239,22 +239,52 @@ def parse_calibration(
     return str(data.get("name") or where), out
 
 
+class _Constant(str):
+    """Marks where a JSON ``Infinity``/``-Infinity``/``NaN`` stood (for the error message)."""
+
+
 def _no_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not a number JSON allows")
+    raise ValueError(name)
+
+
+def _find_constant(node: Any, path: str = "") -> tuple[str, str] | None:
+    """(JSON path, with an entry's GPU and phase, and the constant) of the first marked one."""
+    if isinstance(node, _Constant):
+        return path, str(node)
+    items: Any = ()
+    if isinstance(node, dict):
+        label = ""
+        if isinstance(node.get("gpu"), str) and isinstance(node.get("phase"), str):
+            label = f" ({node['gpu']} {node['phase']})"
+        items = (
+            (f"{path}{label} field {k!r}" if label else f"{path}.{k}", v) for k, v in node.items()
+        )
+    elif isinstance(node, list):
+        items = ((f"{path}[{i}]", v) for i, v in enumerate(node))
+    for sub, value in items:
+        if found := _find_constant(value, sub):
+            return found
+    return None
 
 
 def parse_json(text: str, where: str) -> Any:
     """Strict JSON: ``Infinity``, ``-Infinity`` and ``NaN`` are refused, not read as floats.
 
     Raises:
-        CalibrationError: invalid JSON (naming ``where`` and the line).
+        CalibrationError: invalid JSON (naming ``where`` and the line), or such a constant
+            (naming where it stands: the entry's GPU, phase and field).
     """
     try:
         return json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise CalibrationError(f"{where}: invalid JSON at line {exc.lineno}: {exc.msg}") from exc
     except ValueError as exc:
-        raise CalibrationError(f"{where}: invalid JSON: {exc}") from exc
+        found = _find_constant(json.loads(text, parse_constant=_Constant))
+        at, name = found if found else ("", str(exc))
+        raise CalibrationError(
+            f"{where}: {at.lstrip('.') + ': ' if at else ''}{name} is not a finite number"
+            " (JSON has no Infinity or NaN)"
+        ) from exc
 
 
 def read_calibration_file(path: str | Path) -> dict[str, Any]:

@@ -110,7 +110,7 @@ def measurements_csv(rows: Iterable[Measurement]) -> str:
                 m.batch_size,
                 m.input_len,
                 m.output_len,
-                repr(m.time_s),
+                repr(float(m.time_s)),
                 "" if m.layers is None else m.layers,
                 m.source,
                 m.tensor_parallel,

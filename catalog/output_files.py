@@ -85,9 +85,7 @@ def check_output_path(path: str | Path, inputs: Iterable[str | Path] = ()) -> Pa
             except OSError:
                 continue
             if same:
-                raise UnsafeOutputError(
-                    errno.EEXIST, f"refusing to overwrite the input file {inp}", p
-                )
+                raise UnsafeOutputError(errno.EEXIST, "refusing to overwrite an input file", p)
     parent = p.parent
     if not parent.exists():
         raise UnsafeOutputError(errno.ENOENT, "output directory does not exist", parent)
