@@ -28,7 +28,6 @@ PerfModelsOpt = Annotated[
         "--perf-model",
         help="Time model(s) to fit for: roofline, paper, or all (a calibration applies only to"
         " the perf model it was fitted for).",
-        show_default=True,
     ),
 ]
 
@@ -149,7 +148,8 @@ def validate_cmd(
 
     'before' is the uncalibrated time model. 'calibrated' applies --calibration; LOMO refits
     each (GPU, phase) without the held-out model; LOGO predicts each GPU with one pooled,
-    GPU-agnostic CTCF fitted on the other GPUs.
+    GPU-agnostic CTCF fitted on the other GPUs. A held-out figure that cannot be computed
+    (one GPU, one model) shows n/a with the reason.
 
     Example:
 

@@ -521,6 +521,16 @@ def test_curation_without_data_dir_is_one_line(tmp_path: Path) -> None:
     assert out.read_bytes() == b"keep\n"
 
 
+def test_documented_curation_command_rebuilds_the_shipped_csv(tmp_path: Path) -> None:
+    shared = Path("/work/shared/data")
+    if not (shared / "measurements" / "helix_per_layer_times.csv").is_file():
+        pytest.skip("the project's shared/data folder is not here")
+    out = tmp_path / "measurements_helix.csv"
+    p = _curate(str(shared), "-o", str(out))
+    assert p.returncode == 0, p.stderr
+    assert out.read_bytes() == meas.shipped_measurements_path().read_bytes()
+
+
 def test_curation_refuses_unsafe_output_and_bad_raw_file(tmp_path: Path) -> None:
     raw = tmp_path / "data" / "measurements" / "helix_per_layer_times.csv"
     raw.parent.mkdir(parents=True)
