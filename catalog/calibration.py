@@ -1,9 +1,9 @@
-"""Shipped CTCF calibration (paper Eq. 7) and the calibration file format.
+"""The calibration file store: CTCF fits (paper Eq. 7), their JSON file, and the shipped one.
 
-``data/calibration.json`` is fitted by ``infersave calibrate`` from ``data/measurements_helix.csv``
-(curated from the Helix ASPLOS'25 per-layer measurements, see
-:mod:`infersave.formulations.calibrate_curate`). A calibration file holds one fit PER PERF
-MODEL, because alpha and beta correct one time model's output and mean nothing for another::
+``data/calibration.json`` is fitted by ``infersave calibrate`` from
+``data/measurements_helix.csv`` (:mod:`infersave.catalog.measurements`; curated by
+:mod:`infersave.catalog.curate_measurements`). A calibration file holds one fit PER PERF MODEL,
+because alpha and beta correct one time model's output and mean nothing for another::
 
     {
       "format": "infersave-calibration/1",
@@ -18,154 +18,298 @@ MODEL, because alpha and beta correct one time model's output and mean nothing f
       }
     }
 
-``beta_s`` is seconds per decoder layer. ``calibration_models.json`` lists model shapes that
-measurements may reference besides the catalog's models (e.g. ``llama-30b``).
+Every entry is one :class:`CtcfFit`, the single type for a fit: the fitting math returns it
+(:mod:`infersave.formulations.ctcf_fit`), the document writer serialises it
+(:meth:`CtcfFit.to_entry`) and loading parses it back (:meth:`CtcfFit.from_entry`).
+
+Bounds (:data:`ALPHA_MAX`, :data:`BETA_MAX_S`): a file is only accepted when every entry has
+``0 < alpha <= 100`` and ``0 <= beta_s <= 1`` second per decoder layer, all finite. CTCF
+multiplies every predicted compute time by alpha and adds beta to every layer, so one absurd
+entry (``1e300``, ``Infinity``) silently pushes a GPU out of every recommendation. The bounds
+are wide on purpose: measured fits are 0.7-3.7 for alpha and 0-6 ms for beta; an alpha of 100
+means the datasheet overstates the GPU a hundredfold, and one second of fixed overhead per layer
+is 80 s per step for an 80-layer model. Either is a broken file, not a slow GPU.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-import os
-import tempfile
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from infersave.catalog.schemas import GPU, LLM
+from infersave.catalog.load import CatalogError
 
 FORMAT = "infersave-calibration/1"
 SHIPPED_FILE = "calibration.json"
-SHIPPED_MEASUREMENTS = "measurements_helix.csv"
+FIT_PHASES: tuple[str, ...] = ("prefill", "decode")
+ALPHA_MAX = 100.0
+"""Largest accepted CTCF scale (dimensionless); alpha must also be > 0."""
+BETA_MAX_S = 1.0
+"""Largest accepted CTCF offset, seconds per decoder layer; beta must also be >= 0."""
 
 Calibration = Mapping[tuple[str, str], tuple[float, float]]
-"""(GPU name, phase) -> (alpha, beta seconds per layer), as in formulations/candidates.py."""
-
-
-def _data_text(name: str) -> str:
-    return resources.files("infersave.catalog").joinpath("data", name).read_text("utf-8")
-
-
-def shipped_measurements_path() -> Path:
-    """Path of the shipped measurement CSV (inside the installed package)."""
-    return Path(str(resources.files("infersave.catalog").joinpath("data", SHIPPED_MEASUREMENTS)))
-
-
-@functools.cache
-def calibration_models() -> dict[str, LLM]:
-    """Extra model shapes for calibration data (``calibration_models.json``), by name."""
-    data = json.loads(_data_text("calibration_models.json"))
-    return {m["name"]: LLM.model_validate(m) for m in data["models"]}
-
-
-def find_calibration_model(name: str) -> LLM:
-    """A catalog model (:func:`infersave.catalog.load.find_model`) or one of
-    :func:`calibration_models`.
-
-    Raises:
-        ValueError (CatalogError): unknown model, with close matches.
-    """
-    from infersave.catalog import load
-
-    extra = calibration_models()
-    if name.strip().lower() in extra:
-        return extra[name.strip().lower()]
-    return load.find_model(name)
-
-
-def find_calibration_gpu(name: str) -> GPU:
-    """The catalog GPU ``name`` (datasheet figures of the ``aws`` price set).
-
-    Raises:
-        ValueError (CatalogError): unknown GPU, with close matches.
-    """
-    from infersave.catalog import load
-
-    return load.find_gpu(name)
-
+"""(GPU name, phase) -> (alpha, beta seconds per layer): what the candidate table
+(formulations/candidates.py) consumes; :func:`load_calibration` projects the fits onto it."""
 
 SAME_SILICON: dict[str, str] = {"T4G": "T4"}
 """GPUs that the catalog takes as the same chip as another (gpus.csv: "T4G ... ASSUMED equal to
 T4"), so a calibration of the one applies to the other unless the file has its own entry."""
 
 
+class CalibrationError(CatalogError):
+    """A calibration or measurement problem the user can fix (bad file, nothing to fit, bad
+    option). A :class:`CatalogError` (so a :class:`ValueError`): the CLI prints it as one line
+    and exits 2."""
+
+
+@dataclass(frozen=True)
+class CtcfFit:
+    """CTCF (Eq. 7) ``T -> alpha * T + beta`` for one (GPU, phase), with how well it fits.
+
+    ``alpha`` is dimensionless, ``beta`` seconds per decoder layer (``beta_s`` in the file).
+    ``points``: measurements fitted; ``mape_before``/``mape_after``: mean absolute percentage
+    error (%) of the uncalibrated and calibrated predictions on them; ``worst_after`` the largest
+    absolute one (%); ``None`` when unknown (a hand-written file). ``warning`` notes a clamped
+    offset or a negative alpha. ``gpu``/``phase`` are empty for a fit not yet assigned to a
+    group. A fit can be outside the accepted bounds (the math reports what the data say);
+    :meth:`bounds_problem` says so, and the file store never writes or loads such a fit.
+    """
+
+    alpha: float
+    beta: float
+    points: int = 0
+    mape_before: float | None = None
+    mape_after: float | None = None
+    worst_after: float | None = None
+    warning: str | None = None
+    gpu: str = ""
+    phase: str = ""
+
+    @property
+    def coefficients(self) -> tuple[float, float]:
+        """``(alpha, beta)``, the pair the candidate table applies."""
+        return self.alpha, self.beta
+
+    def bounds_problem(self) -> str | None:
+        """Why this fit may not be used (outside the documented bounds), or ``None``."""
+        a, b = self.alpha, self.beta
+        if not (math.isfinite(a) and 0.0 < a <= ALPHA_MAX):
+            return (
+                f"field 'alpha': {a:.6g} is outside (0, {ALPHA_MAX:g}] (alpha <= 0 predicts"
+                " non-positive times; a larger one is a broken fit)"
+            )
+        if not (math.isfinite(b) and 0.0 <= b <= BETA_MAX_S):
+            return (
+                f"field 'beta_s': {b:.6g} is outside [0, {BETA_MAX_S:g}] seconds per layer"
+                " (infersave calibrate constrains beta >= 0)"
+            )
+        return None
+
+    def to_entry(self) -> dict[str, Any]:
+        """The file's JSON entry (percentages rounded to 4 decimals)."""
+
+        def pct(x: float | None) -> float | None:
+            return None if x is None or not math.isfinite(x) else round(x, 4)
+
+        return {
+            "gpu": self.gpu,
+            "phase": self.phase,
+            "alpha": self.alpha,
+            "beta_s": self.beta,
+            "points": self.points,
+            "mape_before": pct(self.mape_before),
+            "mape_after": pct(self.mape_after),
+            "worst_after": pct(self.worst_after),
+            "warning": self.warning,
+        }
+
+    @classmethod
+    def from_entry(cls, entry: Any, where: str) -> CtcfFit:
+        """Parse and check one JSON entry; ``where`` prefixes every message.
+
+        Raises:
+            CalibrationError: missing or mistyped field, unknown phase, or a coefficient outside
+                the bounds (naming the GPU, phase and field).
+        """
+
+        def bad(msg: str) -> NoReturn:
+            raise CalibrationError(f"{where}: {msg}")
+
+        if not isinstance(entry, dict):
+            bad("entry is not an object")
+        for key in ("gpu", "phase", "alpha", "beta_s"):
+            if key not in entry:
+                bad(f"missing field {key!r}")
+        gpu, phase = entry["gpu"], entry["phase"]
+        if not isinstance(gpu, str) or not gpu:
+            bad("field 'gpu' must be a GPU name")
+        if phase not in FIT_PHASES:
+            bad(f"({gpu}) field 'phase': {phase!r} is not one of {', '.join(FIT_PHASES)}")
+        label = f"({gpu} {phase})"
+
+        def number(key: str, optional: bool = True) -> float | None:
+            value = entry.get(key)
+            if value is None:
+                if optional:
+                    return None
+                bad(f"{label} field {key!r} is missing or null")
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                bad(f"{label} field {key!r}: {value!r} is not a number")
+            try:
+                x = float(value)
+            except OverflowError:
+                x = math.inf
+            if not math.isfinite(x):
+                bad(f"{label} field {key!r}: {x!r} is not finite")
+            return x
+
+        points = entry.get("points", 0)
+        if isinstance(points, bool) or not isinstance(points, int) or points < 0:
+            bad(f"{label} field 'points': {points!r} is not a count")
+        warning = entry.get("warning")
+        if warning is not None and not isinstance(warning, str):
+            bad(f"{label} field 'warning': not a string")
+        fit = cls(
+            alpha=number("alpha", optional=False),  # type: ignore[arg-type]
+            beta=number("beta_s", optional=False),  # type: ignore[arg-type]
+            points=points,
+            mape_before=number("mape_before"),
+            mape_after=number("mape_after"),
+            worst_after=number("worst_after"),
+            warning=warning,
+            gpu=gpu,
+            phase=phase,
+        )
+        if problem := fit.bounds_problem():
+            bad(f"{label} {problem}")
+        return fit
+
+
+Fits = dict[tuple[str, str], CtcfFit]
+"""(GPU name, phase) -> its fit."""
+
+
 def parse_calibration(
     data: Any, perf_model: str, formulas: str = "physics", where: str = "calibration"
-) -> tuple[str, dict[tuple[str, str], tuple[float, float]]]:
-    """Validate a calibration document and return (name, coefficients for ``perf_model``).
+) -> tuple[str, Fits]:
+    """Validate a calibration document and return (name, fits for ``perf_model``).
+
+    GPUs of :data:`SAME_SILICON` without their own entry get their twin's fit.
 
     Raises:
-        ValueError: not a calibration document, no fit for ``perf_model`` or ``formulas``, or a
-            malformed entry (the message names ``where`` and the entry).
+        CalibrationError: not a calibration document, no fit for ``perf_model`` or
+            ``formulas``, a malformed or out-of-bounds entry, or two entries for one (GPU,
+            phase); the message names ``where`` and the entry.
     """
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ValueError(f"{where}: not an infersave calibration file (format {FORMAT!r})")
+        raise CalibrationError(f"{where}: not an infersave calibration file (format {FORMAT!r})")
     fits = data.get("fits")
     if not isinstance(fits, dict):
-        raise ValueError(f"{where}: missing 'fits' object")
+        raise CalibrationError(f"{where}: missing 'fits' object")
     if data.get("formulas", "physics") != formulas:
-        raise ValueError(
+        raise CalibrationError(
             f"{where}: fitted for --formulas {data.get('formulas')!r}, not {formulas!r}"
         )
     if perf_model not in fits:
         have = ", ".join(sorted(fits)) or "none"
-        raise ValueError(
+        raise CalibrationError(
             f"{where}: fitted for perf model(s) {have}, not {perf_model!r};"
             f" refit with: infersave calibrate MEASUREMENTS --perf-model {perf_model}"
         )
-    coef: dict[tuple[str, str], tuple[float, float]] = {}
-    for k, e in enumerate(fits[perf_model]):
-        try:
-            gpu, phase = str(e["gpu"]), str(e["phase"])
-            alpha, beta = float(e["alpha"]), float(e["beta_s"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"{where}: fits.{perf_model}[{k}]: bad entry ({exc})") from exc
-        if phase not in ("prefill", "decode"):
-            raise ValueError(f"{where}: fits.{perf_model}[{k}]: unknown phase {phase!r}")
-        if not (alpha == alpha and beta == beta):  # NaN
-            raise ValueError(f"{where}: fits.{perf_model}[{k}]: alpha/beta not numbers")
-        if alpha <= 0 or beta < 0:
-            # CTCF must map positive model times to positive times at every scale the solver
-            # evaluates (small models, batch 1), not only over the measured range.
-            raise ValueError(
-                f"{where}: fits.{perf_model}[{k}] ({gpu} {phase}): alpha={alpha:.4g},"
-                f" beta={beta:.4g} would predict non-positive times; need alpha > 0, beta >= 0"
-                " (infersave calibrate constrains beta >= 0)"
+    entries = fits[perf_model]
+    if not isinstance(entries, list):
+        raise CalibrationError(f"{where}: fits.{perf_model} is not a list")
+    out: Fits = {}
+    for k, e in enumerate(entries):
+        fit = CtcfFit.from_entry(e, f"{where}: fits.{perf_model}[{k}]")
+        key = (fit.gpu, fit.phase)
+        if key in out:
+            raise CalibrationError(
+                f"{where}: fits.{perf_model}[{k}]: a second entry for {fit.gpu} {fit.phase}"
             )
-        coef[(gpu, phase)] = (alpha, beta)
+        out[key] = fit
     for alias, same in SAME_SILICON.items():
-        for phase in ("prefill", "decode"):
-            if (same, phase) in coef and (alias, phase) not in coef:
-                coef[(alias, phase)] = coef[(same, phase)]
-    return str(data.get("name") or where), coef
+        for phase in FIT_PHASES:
+            if (same, phase) in out and (alias, phase) not in out:
+                out[(alias, phase)] = out[(same, phase)]
+    return str(data.get("name") or where), out
+
+
+class _Constant(str):
+    """Marks where a JSON ``Infinity``/``-Infinity``/``NaN`` stood (for the error message)."""
+
+
+def _no_constant(name: str) -> NoReturn:
+    raise ValueError(name)
+
+
+def _find_constant(node: Any, path: str = "") -> tuple[str, str] | None:
+    """(JSON path, with an entry's GPU and phase, and the constant) of the first marked one."""
+    if isinstance(node, _Constant):
+        return path, str(node)
+    items: Any = ()
+    if isinstance(node, dict):
+        label = ""
+        if isinstance(node.get("gpu"), str) and isinstance(node.get("phase"), str):
+            label = f" ({node['gpu']} {node['phase']})"
+        items = (
+            (f"{path}{label} field {k!r}" if label else f"{path}.{k}", v) for k, v in node.items()
+        )
+    elif isinstance(node, list):
+        items = ((f"{path}[{i}]", v) for i, v in enumerate(node))
+    for sub, value in items:
+        if found := _find_constant(value, sub):
+            return found
+    return None
+
+
+def parse_json(text: str, where: str) -> Any:
+    """Strict JSON: ``Infinity``, ``-Infinity`` and ``NaN`` are refused, not read as floats.
+
+    Raises:
+        CalibrationError: invalid JSON (naming ``where`` and the line), or such a constant
+            (naming where it stands: the entry's GPU, phase and field).
+    """
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise CalibrationError(f"{where}: invalid JSON at line {exc.lineno}: {exc.msg}") from exc
+    except ValueError as exc:
+        found = _find_constant(json.loads(text, parse_constant=_Constant))
+        at, name = found if found else ("", str(exc))
+        raise CalibrationError(
+            f"{where}: {at.lstrip('.') + ': ' if at else ''}{name} is not a finite number"
+            " (JSON has no Infinity or NaN)"
+        ) from exc
 
 
 def read_calibration_file(path: str | Path) -> dict[str, Any]:
-    """Read a calibration JSON document.
+    """Read a calibration JSON document (UTF-8, a byte-order mark allowed).
 
     Raises:
-        ValueError: unreadable file or invalid JSON (naming the file).
+        CalibrationError: unreadable file or invalid JSON (naming the file).
     """
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read: {exc}") from exc
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from exc
+        raise CalibrationError(f"{path}: cannot read: {exc}") from exc
+    return parse_json(text, str(path))
 
 
 def shipped_document() -> dict[str, Any]:
     """The shipped calibration document (``data/calibration.json``)."""
-    return json.loads(_data_text(SHIPPED_FILE))
+    text = resources.files("infersave.catalog").joinpath("data", SHIPPED_FILE).read_text("utf-8")
+    return parse_json(text, SHIPPED_FILE)
 
 
-def load_calibration(
+def load_fits(
     spec: str, perf_model: str = "roofline", formulas: str = "physics"
-) -> tuple[str, Calibration | None]:
-    """Resolve a ``--calibration`` value for a scenario's perf model.
+) -> tuple[str, Fits | None]:
+    """Resolve a ``--calibration`` value to its fits for a scenario's perf model.
 
     Args:
         spec: ``"default"`` (the shipped fit), ``"none"``, or the path of a calibration JSON.
@@ -174,36 +318,49 @@ def load_calibration(
         formulas: the scenario's ``--formulas``; the shipped fit is for ``physics``.
 
     Returns:
-        (name, coefficients) - ``("uncalibrated", None)`` for ``"none"``, and for ``"default"``
-        when the shipped file has no fit for this perf model / formulas (never applied silently
-        to the wrong model).
+        (name, fits) - ``("uncalibrated", None)`` for ``"none"``, and for ``"default"`` when the
+        shipped file has no fit for this perf model / formulas (never applied silently to the
+        wrong model).
 
     Raises:
-        ValueError: an unreadable or malformed file, or a file without a fit for
-            ``perf_model``/``formulas`` (message says how to refit).
+        CalibrationError: an unreadable, malformed or out-of-bounds file, or a file without a
+            fit for ``perf_model``/``formulas`` (the message says how to refit).
     """
     if spec == "none":
         return "uncalibrated", None
     if spec == "default":
         try:
-            name, coef = parse_calibration(shipped_document(), perf_model, formulas, SHIPPED_FILE)
-        except ValueError:
+            return parse_calibration(shipped_document(), perf_model, formulas, SHIPPED_FILE)
+        except CalibrationError:
             return "uncalibrated", None
-        return name, coef
-    name, coef = parse_calibration(read_calibration_file(spec), perf_model, formulas, spec)
-    return name, coef
+    return parse_calibration(read_calibration_file(spec), perf_model, formulas, spec)
 
 
-def write_json_atomic(data: Any, path: str | Path) -> None:
-    """Write ``data`` as indented JSON to ``path`` atomically (temp file in the same
-    directory, then :func:`os.replace`), so a reader never sees half a file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def load_calibration(
+    spec: str, perf_model: str = "roofline", formulas: str = "physics"
+) -> tuple[str, Calibration | None]:
+    """:func:`load_fits`, projected onto the (alpha, beta) pairs of :data:`Calibration`."""
+    name, fits = load_fits(spec, perf_model, formulas)
+    if fits is None:
+        return name, None
+    return name, {k: f.coefficients for k, f in fits.items()}
+
+
+__all__ = [
+    "ALPHA_MAX",
+    "BETA_MAX_S",
+    "FIT_PHASES",
+    "FORMAT",
+    "SAME_SILICON",
+    "SHIPPED_FILE",
+    "Calibration",
+    "CalibrationError",
+    "CtcfFit",
+    "Fits",
+    "load_calibration",
+    "load_fits",
+    "parse_calibration",
+    "parse_json",
+    "read_calibration_file",
+    "shipped_document",
+]

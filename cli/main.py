@@ -513,7 +513,7 @@ def _register_commands() -> None:
     """Commands that live in their own modules register themselves here."""
     import importlib
 
-    for name in ("compare", "batch", "calibrate", "pareto_cmd"):
+    for name in ("compare", "batch", "calibration_cmd", "pareto_cmd", "serve_cmd"):
         try:
             module = importlib.import_module(f"infersave.cli.{name}")
         except ModuleNotFoundError as exc:

@@ -13,9 +13,11 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from infersave.catalog import calibration as store
-from infersave.formulations import calibrate_curate as curate
-from infersave.formulations.calibration import fit_ctcf, read_measurements
-from infersave.solver import calibrate as wf
+from infersave.catalog import curate_measurements as curate
+from infersave.catalog import measurements as meas
+from infersave.catalog.measurements import read_measurements
+from infersave.formulations import calibration_report as wf
+from infersave.formulations.ctcf_fit import fit_ctcf
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path("/work/shared/data")
@@ -91,11 +93,11 @@ def test_curation_is_deterministic(tmp_path: Path) -> None:
         pytest.skip("shared data not available")
     out = tmp_path / "m.csv"
     assert curate.main([str(SHARED), "-o", str(out)]) == 0
-    assert out.read_bytes() == store.shipped_measurements_path().read_bytes()
+    assert out.read_bytes() == meas.shipped_measurements_path().read_bytes()
 
 
 def test_calibrating_then_validating_same_file_reduces_error() -> None:
-    report = wf.validate(store.shipped_measurements_path(), "refit")
+    report = wf.validate(meas.shipped_measurements_path(), "refit")
     rows = [r for r in report if r["check"] == "calibrated" and "(TP)" not in r["gpu"]]
     assert len(rows) == 8
     for r in rows:
@@ -103,7 +105,7 @@ def test_calibrating_then_validating_same_file_reduces_error() -> None:
 
 
 def test_held_out_errors_reported_for_every_gpu_and_phase() -> None:
-    report = wf.validate(store.shipped_measurements_path(), "default")
+    report = wf.validate(meas.shipped_measurements_path(), "default")
     for check in ("lomo", "logo"):
         rows = [r for r in report if r["check"] == check]
         assert {(r["gpu"], r["phase"]) for r in rows} == {
@@ -162,7 +164,8 @@ def test_unknown_gpu_in_measurements(tmp_path: Path) -> None:
 
 def _synthetic(tmp_path: Path) -> Path:
     """Measurements that are exactly 1.5 x model + 0.2 ms per layer (whole model rows)."""
-    from infersave.formulations.calibration import Measurement, resolve, write_measurements
+    from infersave.catalog.measurements import Measurement, write_measurements
+    from infersave.formulations.ctcf_fit import resolve
     from infersave.formulations.options import ModelOptions
 
     rows = [
@@ -181,7 +184,7 @@ def _synthetic(tmp_path: Path) -> Path:
         for phase in ("prefill", "decode")
         for bs in (1, 4, 16, 64)
     ]
-    res = resolve(rows, store.find_calibration_gpu, store.find_calibration_model, ModelOptions())
+    res = resolve(rows, meas.find_calibration_gpu, meas.find_calibration_model, ModelOptions())
     exact = [
         m.model_copy(update={"time_s": float(n * (1.5 * x + 2e-4))})
         for m, x, n in zip(rows, res.x_layer_s, res.layers, strict=True)

@@ -1,9 +1,9 @@
-"""CTCF calibration (paper Sec. IV-F, Eq. 7) from measured times, and its validation.
+"""CTCF calibration math (paper Sec. IV-F, Eq. 7): fitting from measured times, and validation.
 
 The Compute Time Calibration Function ``CTCF(T) = alpha * T + beta`` maps the time model's
 uncalibrated per-layer compute time ``T`` (seconds,
 :func:`infersave.formulations.time_model.layer_times`) to the measured one. It is fitted by
-least squares per (GPU, phase) on measurements:
+least squares per (GPU, phase) on measurements (:mod:`infersave.catalog.measurements`):
 
     minimise  sum_i ((alpha * x_i + beta - y_i) / y_i)^2    (``weighting="relative"``, default)
     minimise  sum_i  (alpha * x_i + beta - y_i)^2           (``weighting="absolute"``, the paper)
@@ -13,95 +13,37 @@ with ``x_i`` the predicted and ``y_i`` the measured per-layer time (seconds). Bo
 the one that matters for a recommendation) is the mean absolute percentage error: plain least
 squares lets the few longest measurements dominate and leaves small batches off by 20-40%.
 
-Measurement format (CSV, one row per measured time; see :class:`Measurement`):
-``gpu, model, phase, batch_size, input_len, output_len, time_s, layers, source`` and optional
-``tensor_parallel`` (default 1).
-
-* ``phase="prefill"``: the whole prefill of ``batch_size`` prompts of ``input_len`` tokens.
-* ``phase="decode"``: ONE decode step of ``batch_size`` requests at context ``input_len``
-  (``output_len`` is ignored).
-* ``phase="e2e"``: prefill plus ``output_len - 1`` decode steps (Eq. 4), validation only.
-* ``layers``: decoder layers the time covers (empty = the whole model).
-* ``tensor_parallel`` > 1: the layer is split over that many GPUs; the time model has no TP, so
-  these rows are predicted as an ideal split (N x FLOPS and N x memory bandwidth) and never
-  used for fitting.
+A fit is a :class:`infersave.catalog.calibration.CtcfFit` (the one type for a fit, shared with
+the calibration file store). Validation predicts every measurement uncalibrated and calibrated,
+and holds data out: leave-one-model-out and leave-one-GPU-out (:class:`HeldOut`).
 """
 
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt
 
+from infersave.catalog.calibration import FIT_PHASES, CtcfFit
+from infersave.catalog.measurements import Measurement
 from infersave.catalog.schemas import GPU, LLM
 from infersave.formulations import time_model as time
 from infersave.formulations.options import ModelOptions
 
-Phase = Literal["prefill", "decode", "e2e"]
-FIT_PHASES: tuple[str, ...] = ("prefill", "decode")
 Weighting = Literal["relative", "absolute"]
-
-MEASUREMENT_COLUMNS: tuple[str, ...] = (
-    "gpu",
-    "model",
-    "phase",
-    "batch_size",
-    "input_len",
-    "output_len",
-    "time_s",
-    "layers",
-    "source",
-    "tensor_parallel",
-)
-
-
-class Measurement(BaseModel):
-    """One measured time (a row of the measurement CSV). Times in seconds, lengths in tokens."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    gpu: str = Field(min_length=1)
-    model: str = Field(min_length=1)
-    phase: Phase
-    batch_size: PositiveInt
-    input_len: PositiveInt
-    output_len: NonNegativeInt = 0
-    time_s: PositiveFloat
-    layers: PositiveInt | None
-    source: str = ""
-    tensor_parallel: PositiveInt = 1
-
-
-@dataclass(frozen=True)
-class CtcfFit:
-    """Result of fitting Eq. 7 to ``points`` (predicted, measured) pairs.
-
-    ``alpha`` is dimensionless, ``beta`` seconds (per layer when the inputs are per layer).
-    ``mape_before``/``mape_after``: mean absolute percentage error (%) of the uncalibrated and
-    calibrated predictions on the fitted points; ``worst_after`` the largest absolute one (%).
-    ``warning`` is set when alpha is negative (the calibrated time then falls as the model's
-    time rises: the fit extrapolates badly, as in the paper's own Table III).
-    """
-
-    alpha: float
-    beta: float
-    points: int
-    mape_before: float
-    mape_after: float
-    worst_after: float
-    warning: str | None = None
+Fits = Mapping[tuple[str, str], CtcfFit]
+"""(GPU name, phase) -> fit."""
 
 
 def fit_ctcf(
     predicted_s: Sequence[float] | np.ndarray,
     measured_s: Sequence[float] | np.ndarray,
     weighting: Weighting = "relative",
+    gpu: str = "",
+    phase: str = "",
 ) -> CtcfFit:
     """Least-squares fit of CTCF (Eq. 7), ``measured ~ alpha * predicted + beta``.
 
@@ -110,6 +52,10 @@ def fit_ctcf(
         measured_s: measured times, seconds (> 0), same length.
         weighting: ``"relative"`` minimises squared relative residuals; ``"absolute"`` plain
             squared residuals (the paper's least squares).
+        gpu, phase: the group the fit is for (recorded in the result).
+
+    The result can lie outside the bounds a calibration file accepts (e.g. a negative alpha,
+    flagged in ``warning``); :meth:`CtcfFit.bounds_problem` says so.
 
     ``beta`` is constrained to be >= 0 (see the body), so CTCF(T) > 0 for every T > 0 whenever
     ``alpha`` > 0; the fit's ``warning`` says when the constraint was active.
@@ -169,47 +115,9 @@ def fit_ctcf(
         mape_after=float(after_err.mean()),
         worst_after=float(after_err.max()),
         warning=warning,
+        gpu=gpu,
+        phase=phase,
     )
-
-
-def read_measurements(path: str | Path) -> tuple[Measurement, ...]:
-    """Read a measurement CSV (see the module docstring).
-
-    Raises:
-        ValueError (:class:`infersave.catalog.load.CatalogError`): unreadable file, unknown or
-            missing column, or a bad value, naming the file, row and field.
-    """
-    from infersave.catalog.load import CatalogError, read_records
-
-    rows = read_records(path, Measurement)
-    if not rows:
-        raise CatalogError(f"{Path(path).name}: no measurements")
-    return rows
-
-
-def write_measurements(rows: Iterable[Measurement], path: str | Path) -> None:
-    """Write measurements as CSV with the columns of :data:`MEASUREMENT_COLUMNS` (``\\n`` line
-    ends, times with 17 significant digits so a round trip is exact)."""
-    import csv
-
-    with open(path, "w", encoding="utf-8", newline="") as fh:
-        out = csv.writer(fh, lineterminator="\n")
-        out.writerow(MEASUREMENT_COLUMNS)
-        for m in rows:
-            out.writerow(
-                [
-                    m.gpu,
-                    m.model,
-                    m.phase,
-                    m.batch_size,
-                    m.input_len,
-                    m.output_len,
-                    repr(m.time_s),
-                    "" if m.layers is None else m.layers,
-                    m.source,
-                    m.tensor_parallel,
-                ]
-            )
 
 
 # ------------------------------------------------------------------ prediction
@@ -283,29 +191,30 @@ def resolve(
     return Resolved(tuple(rows), tuple(gpus), tuple(llms), layers, x, y)
 
 
-Coefficients = Mapping[tuple[str, str], tuple[float, float]]
-"""(GPU name, phase) -> (alpha, beta seconds per layer); the ``Calibration`` of candidates.py."""
+def _ab(fits: Fits, gpu: str, phase: str) -> tuple[float, float]:
+    fit = fits.get((gpu, phase))
+    return (1.0, 0.0) if fit is None else fit.coefficients
 
 
-def predict(res: Resolved, options: ModelOptions, coef: Coefficients | None) -> np.ndarray:
-    """Predicted ``time_s`` of every row (seconds), with CTCF ``coef`` where it has an entry
-    for the row's (GPU, phase) and uncalibrated elsewhere.
+def predict(res: Resolved, options: ModelOptions, fits: Fits | None) -> np.ndarray:
+    """Predicted ``time_s`` of every row (seconds), with the CTCF of ``fits`` where it has an
+    entry for the row's (GPU, phase) and uncalibrated elsewhere.
 
     prefill/decode rows: ``layers x CTCF(T_layer)``; e2e rows: Eq. 4 over the covered layers.
     """
     out = np.empty(len(res.rows))
-    coef = coef or {}
+    fits = fits or {}
     for i, m in enumerate(res.rows):
         gname = res.gpus[i].name
         if m.phase == "e2e":
-            ap, bp = coef.get((gname, "prefill"), (1.0, 0.0))
-            ad, bd = coef.get((gname, "decode"), (1.0, 0.0))
+            ap, bp = _ab(fits, gname, "prefill")
+            ad, bd = _ab(fits, gname, "decode")
             lt = _layer_times(m, res.gpus[i], res.models[i], options)
             pt = time.phase_times(res.models[i], lt, m.output_len, ap, bp, ad, bd)
             full = res.models[i].num_hidden_layers
             out[i] = float(pt.e2e_s) * res.layers[i] / full
         else:
-            a, b = coef.get((gname, m.phase), (1.0, 0.0))
+            a, b = _ab(fits, gname, m.phase)
             out[i] = res.layers[i] * float(time.ctcf(res.x_layer_s[i], a, b))
     return out
 
@@ -320,31 +229,50 @@ def fit_mask(res: Resolved) -> np.ndarray:
     )
 
 
+@dataclass(frozen=True)
+class GroupFits:
+    """Fits per (GPU, phase), and one line per group that could not be fitted (why)."""
+
+    fits: dict[tuple[str, str], CtcfFit]
+    skipped: tuple[str, ...] = ()
+
+
 def fit_groups(
     res: Resolved, mask: np.ndarray | None = None, weighting: Weighting = "relative"
-) -> dict[tuple[str, str], CtcfFit]:
+) -> GroupFits:
     """Fit Eq. 7 per (GPU, phase) on the fit-eligible rows (``mask`` narrows them further).
 
-    Groups with too few or degenerate points are skipped with a :class:`UserWarning` (the GPU
-    then stays uncalibrated for that phase).
+    Groups with too few or degenerate points, or whose fit is outside the bounds a calibration
+    file accepts (:meth:`CtcfFit.bounds_problem`), are skipped with the reason (the GPU then
+    stays uncalibrated for that phase).
     """
     ok = fit_mask(res) if mask is None else (fit_mask(res) & mask)
     keys = sorted({(res.gpus[i].name, res.rows[i].phase) for i in np.flatnonzero(ok)})
     fits: dict[tuple[str, str], CtcfFit] = {}
+    skipped: list[str] = []
+    gnames = np.array([g.name for g in res.gpus])
+    phases = np.array([m.phase for m in res.rows])
     for gname, phase in keys:
-        sel = ok & np.array(
-            [g.name == gname and m.phase == phase for g, m in zip(res.gpus, res.rows, strict=True)]
-        )
+        sel = ok & (gnames == gname) & (phases == phase)
         try:
-            fits[(gname, phase)] = fit_ctcf(res.x_layer_s[sel], res.y_layer_s[sel], weighting)
+            fit = fit_ctcf(res.x_layer_s[sel], res.y_layer_s[sel], weighting, gname, phase)
         except ValueError as exc:
-            warnings.warn(f"{gname} {phase}: not calibrated: {exc}", stacklevel=2)
-    return fits
+            skipped.append(f"{gname} {phase}: not calibrated: {exc}")
+            continue
+        if problem := fit.bounds_problem():
+            skipped.append(f"{gname} {phase}: not calibrated: {problem}")
+            continue
+        fits[(gname, phase)] = fit
+    return GroupFits(fits, tuple(skipped))
 
 
-def coefficients(fits: Mapping[tuple[str, str], CtcfFit]) -> dict[tuple[str, str], tuple]:
-    """(alpha, beta) per (GPU, phase) of ``fits``."""
-    return {k: (f.alpha, f.beta) for k, f in fits.items()}
+@dataclass(frozen=True)
+class HeldOut:
+    """Held-out predictions (seconds, ``nan`` where none) and, per row, why there is none
+    (``""`` where predicted or the row is not a held-out candidate)."""
+
+    pred: np.ndarray
+    why: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -352,7 +280,7 @@ class ErrorRow:
     """Error of predictions on one group of rows: MAPE and worst absolute error (%).
 
     ``before``: uncalibrated; ``after``: with the calibration under test; ``nan`` when the
-    group has no rows or no prediction.
+    group has no prediction, and then ``note`` says why (also when only some rows have one).
     """
 
     gpu: str
@@ -383,20 +311,38 @@ def _label(res: Resolved, i: int) -> tuple[str, str]:
 
 
 def error_table(
-    res: Resolved, before: np.ndarray, after: np.ndarray, mask: np.ndarray | None = None
+    res: Resolved,
+    before: np.ndarray,
+    after: np.ndarray | HeldOut,
+    mask: np.ndarray | None = None,
 ) -> list[ErrorRow]:
-    """MAPE and worst error per (GPU, phase) of two prediction vectors (``nan`` = none)."""
+    """MAPE and worst error per (GPU, phase) of two prediction vectors.
+
+    ``after`` may be :class:`HeldOut`; a group where it has no prediction gets ``nan`` and a
+    note with the reason (computed without a division by zero).
+    """
+    why: tuple[str, ...] = ("",) * len(res.rows)
+    if isinstance(after, HeldOut):
+        after, why = after.pred, after.why
     labels = [_label(res, i) for i in range(len(res.rows))]
     meas = np.array([m.time_s for m in res.rows])
     keep = np.ones(len(res.rows), dtype=bool) if mask is None else mask
     out = []
     for key in sorted(set(labels)):
         sel = keep & np.array([lab == key for lab in labels])
-        sel_a = sel & np.isfinite(after)
         if not sel.any():
             continue
+        sel_a = sel & np.isfinite(after)
         eb = _pct(before[sel], meas[sel])
-        ea = _pct(after[sel_a], meas[sel_a]) if sel_a.any() else np.array([math.nan])
+        reasons = sorted({why[i] for i in np.flatnonzero(sel & ~sel_a) if why[i]})
+        note = "; ".join(reasons) or ("no prediction" if not sel_a.any() else "")
+        if sel_a.any():
+            ea = _pct(after[sel_a], meas[sel_a])
+            mape_a, worst_a = float(ea.mean()), float(ea.max())
+            if note:
+                note = f"{int(sel_a.sum())} of {int(sel.sum())} rows predicted; {note}"
+        else:
+            mape_a = worst_a = math.nan
         out.append(
             ErrorRow(
                 key[0],
@@ -404,8 +350,9 @@ def error_table(
                 int(sel.sum()),
                 float(eb.mean()),
                 float(eb.max()),
-                float(ea.mean()),
-                float(ea.max()),
+                mape_a,
+                worst_a,
+                note,
             )
         )
     return out
@@ -413,32 +360,42 @@ def error_table(
 
 def leave_one_model_out(
     res: Resolved, options: ModelOptions, weighting: Weighting = "relative"
-) -> np.ndarray:
-    """Held-out predictions (seconds, ``nan`` where impossible): each single-GPU prefill/decode
-    row is predicted with the CTCF of its (GPU, phase) fitted on the OTHER models' rows only."""
+) -> HeldOut:
+    """Each single-GPU prefill/decode row predicted with the CTCF of its (GPU, phase) fitted on
+    the OTHER models' rows only (none when no other model was measured there)."""
     out = np.full(len(res.rows), math.nan)
+    why = [""] * len(res.rows)
     names = np.array([m.name for m in res.models])
     elig = fit_mask(res)
     for name in sorted(set(names)):
         held = names == name
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fits = fit_groups(res, ~held, weighting)
-        pred = predict(res, options, coefficients(fits))
+        group = fit_groups(res, ~held, weighting)
+        pred = predict(res, options, group.fits)
         for i in np.flatnonzero(held & elig):
-            if (res.gpus[i].name, res.rows[i].phase) in fits:
+            key = (res.gpus[i].name, res.rows[i].phase)
+            if key in group.fits:
                 out[i] = pred[i]
-    return out
+            elif not np.any(elig & ~held & _in_group(res, key)):
+                why[i] = "no other model measured on this GPU and phase"
+            else:
+                why[i] = "the other models' rows could not be fitted"
+    return HeldOut(out, tuple(why))
+
+
+def _in_group(res: Resolved, key: tuple[str, str]) -> np.ndarray:
+    return np.array([(g.name, m.phase) == key for g, m in zip(res.gpus, res.rows, strict=True)])
 
 
 def leave_one_gpu_out(
     res: Resolved, options: ModelOptions, weighting: Weighting = "relative"
-) -> np.ndarray:
-    """Held-out predictions (seconds, ``nan`` where impossible): each single-GPU prefill/decode
-    row of GPU g is predicted with ONE GPU-agnostic CTCF per phase, fitted on the pooled rows
-    of all other GPUs. This is how an unmeasured GPU (e.g. H100) would be predicted if the
-    pooled fit were shipped; the uncalibrated model alone is the ``before`` column."""
+) -> HeldOut:
+    """Each single-GPU prefill/decode row of GPU g predicted with ONE GPU-agnostic CTCF per
+    phase, fitted on the pooled rows of all other GPUs (none when fewer than 3 such rows).
+    This is how an unmeasured GPU (e.g. H100) would be predicted if the pooled fit were
+    shipped; the uncalibrated model alone is the ``before`` column."""
+    del options  # the pooled CTCF applies to the per-layer times already resolved
     out = np.full(len(res.rows), math.nan)
+    why = [""] * len(res.rows)
     gnames = np.array([g.name for g in res.gpus])
     elig = fit_mask(res)
     phases = np.array([m.phase for m in res.rows])
@@ -447,11 +404,26 @@ def leave_one_gpu_out(
         for phase in FIT_PHASES:
             train = elig & ~held & (phases == phase)
             test = elig & held & (phases == phase)
-            if not test.any() or train.sum() < 3:
+            if not test.any():
                 continue
-            f = fit_ctcf(res.x_layer_s[train], res.y_layer_s[train], weighting)
+            reason = ""
+            if not train.any():
+                reason = "no other GPU measured in this phase"
+            elif train.sum() < 3:
+                reason = f"only {int(train.sum())} rows on other GPUs (a fit needs 3)"
+            else:
+                try:
+                    f = fit_ctcf(res.x_layer_s[train], res.y_layer_s[train], weighting)
+                except ValueError as exc:
+                    reason = f"pooled fit failed: {exc}"
+                else:
+                    reason = f"pooled fit unusable: {p}" if (p := f.bounds_problem()) else ""
+            if reason:
+                for i in np.flatnonzero(test):
+                    why[i] = reason
+                continue
             out[test] = res.layers[test] * time.ctcf(res.x_layer_s[test], f.alpha, f.beta)
-    return out
+    return HeldOut(out, tuple(why))
 
 
 def pooled_fit(res: Resolved, weighting: Weighting = "relative") -> dict[str, CtcfFit]:
@@ -462,5 +434,5 @@ def pooled_fit(res: Resolved, weighting: Weighting = "relative") -> dict[str, Ct
     for phase in FIT_PHASES:
         sel = elig & (phases == phase)
         if sel.sum() >= 3:
-            out[phase] = fit_ctcf(res.x_layer_s[sel], res.y_layer_s[sel], weighting)
+            out[phase] = fit_ctcf(res.x_layer_s[sel], res.y_layer_s[sel], weighting, "", phase)
     return out

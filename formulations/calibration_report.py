@@ -6,35 +6,50 @@ build the calibration document (see :mod:`infersave.catalog.calibration`).
 the fit: leave-one-model-out (LOMO: each model's rows predicted by a CTCF fitted on the other
 models' rows of the same GPU and phase) and leave-one-GPU-out (LOGO: each GPU's rows predicted
 by one GPU-agnostic CTCF per phase fitted on the other GPUs, i.e. how an unmeasured GPU would
-fare with a pooled fit; the uncalibrated column is the roofline alone).
+fare with a pooled fit; the uncalibrated column is the roofline alone). A held-out figure that
+cannot be computed (one model, one GPU) is ``None`` with a ``note`` saying why.
+
+Errors the user can fix raise :class:`~infersave.catalog.calibration.CalibrationError` (a
+``ValueError``; the CLI prints one line and exits 2).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import math
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from infersave.catalog import calibration as store
-from infersave.formulations import calibration as cal
+from infersave.catalog import curate_measurements as curate
+from infersave.catalog import measurements as meas
+from infersave.catalog.calibration import CalibrationError
+from infersave.formulations import ctcf_fit as cal
 from infersave.formulations.options import ModelOptions
-from infersave.solver.scenario import InputError
 
 PERF_MODELS: tuple[str, ...] = ("roofline", "paper")
 
 
+def check_perf_models(perf_models: Sequence[str]) -> None:
+    """Raises CalibrationError naming the choices when a perf model is unknown."""
+    for pm in perf_models:
+        if pm not in PERF_MODELS:
+            raise CalibrationError(
+                f"unknown perf model {pm!r}; use one of: {', '.join(PERF_MODELS)}"
+            )
+
+
 def _resolve(path: str | Path, perf_model: str) -> tuple[cal.Resolved, ModelOptions]:
+    check_perf_models([perf_model])
+    rows = meas.read_measurements(path)
+    options = ModelOptions(perf_model=perf_model)  # type: ignore[arg-type]
     try:
-        rows = cal.read_measurements(path)
-        options = ModelOptions(perf_model=perf_model)  # type: ignore[arg-type]
-        res = cal.resolve(rows, store.find_calibration_gpu, store.find_calibration_model, options)
+        res = cal.resolve(rows, meas.find_calibration_gpu, meas.find_calibration_model, options)
+    except CalibrationError:
+        raise
     except ValueError as exc:
-        raise InputError(str(exc)) from exc
+        raise CalibrationError(f"{Path(path).name}: {exc}") from exc
     return res, options
 
 
@@ -42,42 +57,21 @@ def _finite(x: float) -> float | None:
     return None if math.isnan(x) else round(x, 6)
 
 
-def fit_entries(
+def fit_perf_model(
     path: str | Path, perf_model: str, weighting: cal.Weighting = "relative"
-) -> list[dict[str, Any]]:
+) -> cal.GroupFits:
     """Fit CTCF per (GPU, phase) on the single-GPU rows of ``path`` for ``perf_model``.
 
-    Returns one dict per fitted group: gpu, phase, alpha, beta_s (seconds per layer), points,
-    mape_before, mape_after, worst_after (%), warning.
-
     Raises:
-        InputError: unreadable measurements, unknown GPU/model, or no group could be fitted.
+        CalibrationError (or its base CatalogError): unreadable measurements, unknown GPU/model,
+            unknown perf model, or no group could be fitted.
     """
     res, _ = _resolve(path, perf_model)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        fits = cal.fit_groups(res, weighting=weighting)
-    if not fits:
-        why = "; ".join(str(w.message) for w in caught) or "no single-GPU prefill/decode rows"
-        raise InputError(f"{path}: nothing to calibrate: {why}")
-    out = []
-    for (gpu, phase), f in sorted(fits.items()):
-        out.append(
-            {
-                "gpu": gpu,
-                "phase": phase,
-                "alpha": f.alpha,
-                "beta_s": f.beta,
-                "points": f.points,
-                "mape_before": round(f.mape_before, 4),
-                "mape_after": round(f.mape_after, 4),
-                "worst_after": round(f.worst_after, 4),
-                "warning": f.warning,
-            }
-        )
-    for w in caught:
-        out.append({"skipped": str(w.message)})
-    return out
+    group = cal.fit_groups(res, weighting=weighting)
+    if not group.fits:
+        why = "; ".join(group.skipped) or "no single-GPU prefill/decode rows"
+        raise CalibrationError(f"{path}: nothing to calibrate: {why}")
+    return group
 
 
 def calibrate(
@@ -90,20 +84,21 @@ def calibrate(
     weighting: cal.Weighting = "relative",
 ) -> dict[str, Any]:
     """The calibration document fitted from the measurements at ``path`` (one fit per perf
-    model in ``perf_models``).
+    model in ``perf_models``); every entry is
+    :meth:`~infersave.catalog.calibration.CtcfFit.to_entry`.
 
     Raises:
-        InputError: see :func:`fit_entries`; an unknown perf model.
+        CalibrationError: see :func:`fit_perf_model`; an unknown perf model or none at all.
     """
+    check_perf_models(perf_models)
+    if not perf_models:
+        raise CalibrationError("no perf model to calibrate for")
+    fits: dict[str, list[dict[str, Any]]] = {}
+    skipped: list[str] = []
     for pm in perf_models:
-        if pm not in PERF_MODELS:
-            raise InputError(f"unknown perf model {pm!r}; use one of: {', '.join(PERF_MODELS)}")
-    fits = {}
-    skipped = []
-    for pm in perf_models:
-        entries = fit_entries(path, pm, weighting)
-        fits[pm] = [e for e in entries if "skipped" not in e]
-        skipped += [f"{pm}: {e['skipped']}" for e in entries if "skipped" in e]
+        group = fit_perf_model(path, pm, weighting)
+        fits[pm] = [f.to_entry() for _, f in sorted(group.fits.items())]
+        skipped += [f"{pm}: {s}" for s in group.skipped]
     doc: dict[str, Any] = {
         "format": store.FORMAT,
         "name": name or Path(path).stem,
@@ -122,15 +117,16 @@ def calibrate(
     return doc
 
 
-def shipped_calibration(created: str | None = None) -> dict[str, Any]:
+def shipped_calibration(
+    perf_models: Sequence[str] = PERF_MODELS, created: str | None = None
+) -> dict[str, Any]:
     """Re-fit the shipped calibration from the shipped measurements (what
-    ``catalog/data/calibration.json`` holds, up to ``created``)."""
-    from infersave.formulations import calibrate_curate as curate
-
+    ``catalog/data/calibration.json`` holds, up to ``created``, for ``perf_models``)."""
     return calibrate(
-        store.shipped_measurements_path(),
+        meas.shipped_measurements_path(),
+        perf_models,
         name="helix-asplos25",
-        source=curate.SOURCE + "; curated by infersave.formulations.calibrate_curate",
+        source=curate.SOURCE + "; curated by infersave.catalog.curate_measurements",
         assumptions=curate.ASSUMPTIONS,
         created=created,
     )
@@ -147,6 +143,7 @@ def _rows(table: list[cal.ErrorRow], kind: str) -> list[dict[str, Any]]:
             "worst_before": _finite(r.worst_before),
             "mape_after": _finite(r.mape_after),
             "worst_after": _finite(r.worst_after),
+            "note": r.note or None,
         }
         for r in table
     ]
@@ -162,23 +159,25 @@ def validate(
 
     checks: ``calibrated`` (uncalibrated vs. ``calibration`` applied: ``default``, ``none``,
     ``refit`` = fitted on these same rows, or a JSON path), ``lomo`` and ``logo`` (held out,
-    always re-fitted from ``path``). ``mape_*``/``worst_*`` in %; ``before`` is always the
+    always re-fitted from ``path``). ``mape_*``/``worst_*`` in %, ``None`` where there is no
+    prediction (``note`` says why, e.g. LOGO with one GPU); ``before`` is always the
     uncalibrated perf model. Tensor-parallel rows appear only under ``calibrated`` (ideal
     split; never fitted).
 
     Raises:
-        InputError: unreadable measurements or calibration.
+        CalibrationError (or its base CatalogError): unreadable measurements or calibration.
     """
     res, options = _resolve(path, perf_model)
     before = cal.predict(res, options, None)
+    fits: cal.Fits | None
     if calibration == "refit":
-        coef: Any = cal.coefficients(cal.fit_groups(res, weighting=weighting))
+        fits = cal.fit_groups(res, weighting=weighting).fits
     else:
         try:
-            coef = store.load_calibration(calibration, perf_model)[1]
+            fits = store.load_fits(calibration, perf_model)[1]
         except ValueError as exc:
-            raise InputError(f"cannot read calibration {calibration!r}: {exc}") from exc
-    after = cal.predict(res, options, coef)
+            raise CalibrationError(f"cannot read calibration {calibration!r}: {exc}") from exc
+    after = cal.predict(res, options, fits)
     mask = cal.fit_mask(res)
     lomo = cal.leave_one_model_out(res, options, weighting)
     logo = cal.leave_one_gpu_out(res, options, weighting)
@@ -188,11 +187,18 @@ def validate(
     return out
 
 
+def _pooled(rows: list[dict[str, Any]], key: str) -> float | None:
+    have = [r for r in rows if r[key] is not None]
+    n = sum(r["points"] for r in have)
+    return sum(r["points"] * r[key] for r in have) / n if n else None
+
+
 def summary_lines(report: list[dict[str, Any]]) -> list[str]:
-    """Pooled MAPE per check and phase over single-GPU groups, for a short footer."""
+    """Pooled MAPE per check and phase over single-GPU groups, for a short footer; ``n/a`` with
+    the reason where no group has a figure."""
     lines = []
     for check in ("calibrated", "lomo", "logo"):
-        for phase in cal.FIT_PHASES:
+        for phase in store.FIT_PHASES:
             rows = [
                 r
                 for r in report
@@ -200,16 +206,14 @@ def summary_lines(report: list[dict[str, Any]]) -> list[str]:
             ]
             if not rows:
                 continue
-            n = np.array([r["points"] for r in rows], dtype=float)
-            b = np.array([r["mape_before"] or math.nan for r in rows])
-            a = np.array(
-                [r["mape_after"] if r["mape_after"] is not None else math.nan for r in rows]
-            )
-            ok = ~np.isnan(a)
-            lines.append(
-                f"{check:10s} {phase:8s} MAPE uncalibrated {np.sum(n * b) / n.sum():5.1f}%"
-                f"  -> {np.sum(n[ok] * a[ok]) / n[ok].sum():5.1f}%"
-            )
+            before, after = _pooled(rows, "mape_before"), _pooled(rows, "mape_after")
+            b = "n/a" if before is None else f"{before:5.1f}%"
+            if after is None:
+                notes = sorted({r["note"] for r in rows if r.get("note")})
+                a = "n/a" + (f" ({'; '.join(notes)})" if notes else "")
+            else:
+                a = f"{after:5.1f}%"
+            lines.append(f"{check:10s} {phase:8s} MAPE uncalibrated {b}  -> {a}")
     return lines
 
 
@@ -221,7 +225,8 @@ def fit_table_rows(doc: dict[str, Any], perf_model: str) -> list[dict[str, Any]]
 __all__ = [
     "PERF_MODELS",
     "calibrate",
-    "fit_entries",
+    "check_perf_models",
+    "fit_perf_model",
     "fit_table_rows",
     "shipped_calibration",
     "summary_lines",

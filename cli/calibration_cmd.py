@@ -1,6 +1,8 @@
 """``infersave calibrate`` and ``infersave validate``: CTCF (paper Eq. 7) from measurements.
 
-Registered by :func:`register`; the work is in :mod:`infersave.solver.calibrate`.
+Registered by :func:`register`; the work is in :mod:`infersave.formulations.calibration_report`.
+Every check that can refuse the command (perf model, measurements file, output path) runs
+before any fitting, so a refused command writes nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ PerfModelsOpt = Annotated[
 
 
 def _measurements(path: Path) -> Path:
-    from infersave.catalog.calibration import shipped_measurements_path
+    from infersave.catalog.measurements import shipped_measurements_path
 
     if str(path) == "shipped":
         return shipped_measurements_path()
@@ -40,8 +42,15 @@ def _measurements(path: Path) -> Path:
     return path
 
 
+_PERF_CHOICES = ("roofline", "paper", "all")
+
+
 def _pct(x: Any) -> str:
     return "-" if x is None else f"{x:.1f}"
+
+
+def _pct_or_na(x: Any) -> str:
+    return "n/a" if x is None else f"{x:.1f}"
 
 
 def calibrate_cmd(
@@ -59,20 +68,21 @@ def calibrate_cmd(
 
       infersave calibrate shipped -o calibration.json
     """
-    from infersave.catalog.calibration import write_json_atomic
-    from infersave.solver import calibrate as wf
+    from infersave.catalog.output_files import check_output_path, write_json_atomic
+    from infersave.formulations import calibration_report as wf
 
     with user_errors():
-        path = _measurements(measurements)
         models = wf.PERF_MODELS if perf_model == "all" else (perf_model,)
+        if perf_model != "all" and perf_model not in wf.PERF_MODELS:
+            fail(f"unknown perf model {perf_model!r}; use one of: {', '.join(_PERF_CHOICES)}")
+        path = _measurements(measurements)
+        check_output_path(output, inputs=(path,))
         if str(measurements) == "shipped":
-            doc = wf.shipped_calibration()
+            doc = wf.shipped_calibration(models)
         else:
             doc = wf.calibrate(path, models, name=name)
         if name:
             doc["name"] = name
-        if perf_model != "all":
-            doc["fits"] = {k: v for k, v in doc["fits"].items() if k in models}
         try:
             write_json_atomic(doc, output)
         except OSError as exc:
@@ -138,13 +148,14 @@ def validate_cmd(
 
     'before' is the uncalibrated time model. 'calibrated' applies --calibration; LOMO refits
     each (GPU, phase) without the held-out model; LOGO predicts each GPU with one pooled,
-    GPU-agnostic CTCF fitted on the other GPUs.
+    GPU-agnostic CTCF fitted on the other GPUs. A held-out figure that cannot be computed
+    (one GPU, one model) shows n/a with the reason.
 
     Example:
 
       infersave validate shipped
     """
-    from infersave.solver import calibrate as wf
+    from infersave.formulations import calibration_report as wf
 
     with user_errors():
         if perf_model not in wf.PERF_MODELS:
@@ -173,15 +184,18 @@ def validate_cmd(
                 r["gpu"],
                 r["phase"],
                 r["points"],
-                _pct(r["mape_before"]),
-                _pct(r["worst_before"]),
-                _pct(r["mape_after"]),
-                _pct(r["worst_after"]),
+                _pct_or_na(r["mape_before"]),
+                _pct_or_na(r["worst_before"]),
+                _pct_or_na(r["mape_after"]),
+                _pct_or_na(r["worst_after"]),
             ]
             for r in report
         ],
         title=f"Prediction error, perf model {perf_model}, calibration {calibration}",
     )
+    notes = sorted({(r["check"], r["gpu"], r["phase"], r["note"]) for r in report if r["note"]})
+    for check, gpu, phase, note in notes:
+        render.echo(f"note: {check} {gpu} {phase}: {note}")
     for line in wf.summary_lines(report):
         render.echo(line)
 

@@ -1,9 +1,15 @@
 """Curate the Helix per-layer measurements into the calibration measurement format.
 
-Run by hand (deterministic; the output is committed)::
+Run by hand (deterministic; the output, ``catalog/data/measurements_helix.csv``, is committed,
+so a clone or an installed package never needs the raw data)::
 
-    python -m infersave.formulations.calibrate_curate /work/shared/data \
+    python -m infersave.catalog.curate_measurements SHARED_DATA \
         [-o catalog/data/measurements_helix.csv]
+
+``SHARED_DATA`` is the project's reference-data folder (``shared/data`` beside the repository
+in the project workspace, e.g. ``/work/shared/data``; see ``catalog/data/SOURCES.md`` and
+``shared/data/README.md``). It is not part of the repository: without it the script says what is
+missing and exits 2.
 
 Input: ``<shared>/measurements/helix_per_layer_times.csv`` (Thesys-lab/Helix-ASPLOS25,
 ``simulator/model_manager/*/{prompt,decode}_bs2time.csv``): time of ONE decoder layer in ms,
@@ -36,10 +42,19 @@ import re
 import sys
 from pathlib import Path
 
-from infersave.formulations.calibration import Measurement, write_measurements
+from infersave.catalog.measurements import Measurement, write_measurements
+from infersave.catalog.output_files import check_output_path
 
 SOURCE = "Thesys-lab/Helix-ASPLOS25 simulator/model_manager (vLLM-based, fp16, one decoder layer)"
 RAW_FILE = "measurements/helix_per_layer_times.csv"
+DATA_ORIGIN = (
+    "give the project's reference-data folder shared/data (not in the repository; see"
+    " catalog/data/SOURCES.md)"
+)
+RAW_ORIGIN = (
+    "the raw file comes from github.com/Thesys-lab/Helix-ASPLOS25"
+    " simulator/model_manager/*/{prompt,decode}_bs2time.csv"
+)
 PREFILL_PROMPT_LEN = 250
 DECODE_CONTEXT = 750
 GPU_MAP: dict[str, str] = {
@@ -64,9 +79,7 @@ ASSUMPTIONS: tuple[str, ...] = (
     "prefill times are whole milliseconds in the source (rounding error up to 50% at 1 ms)",
 )
 
-_DEFAULT_OUT = (
-    Path(__file__).resolve().parent.parent / "catalog" / "data" / "measurements_helix.csv"
-)
+_DEFAULT_OUT = Path(__file__).resolve().parent / "data" / "measurements_helix.csv"
 _TP = re.compile(r"^(?P<gpu>\S+) x(?P<n>\d+) \(TP(?P=n)\)$")
 
 
@@ -77,8 +90,12 @@ def curate(raw_csv: Path) -> list[Measurement]:
         ValueError: an unknown GPU, model, phase, unit or precision in the raw file.
     """
     out: list[Measurement] = []
-    with open(raw_csv, encoding="utf-8", newline="") as fh:
-        for n, r in enumerate(csv.DictReader(fh), start=1):
+    with open(raw_csv, encoding="utf-8-sig", newline="") as fh:
+        reader = csv.DictReader(fh)
+        need = {"gpu", "model", "phase", "batch_size", "input_len", "value", "unit", "precision"}
+        if missing := sorted(need - set(reader.fieldnames or ())):
+            raise ValueError(f"{raw_csv.name}: missing column(s) {', '.join(missing)}")
+        for n, r in enumerate(reader, start=1):
             if r["unit"] != "ms" or r["precision"] != "fp16":
                 raise ValueError(f"{raw_csv.name} row {n}: unexpected unit/precision")
             gpu, tp = r["gpu"], 1
@@ -116,18 +133,33 @@ def curate(raw_csv: Path) -> list[Measurement]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI entry: ``python -m infersave.formulations.calibrate_curate SHARED_DATA [-o OUT]``."""
+    """CLI entry: ``python -m infersave.catalog.curate_measurements SHARED_DATA [-o OUT]``.
+
+    Exit 2 with one line on stderr (no traceback) when the data folder or the raw file is
+    missing, the raw file is malformed, or ``OUT`` may not be written (checked before reading).
+    """
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("shared_data", type=Path, help="the shared data directory")
-    p.add_argument(
-        "-o",
-        "--output",
-        type=Path,
-        default=_DEFAULT_OUT,
-    )
+    p.add_argument("shared_data", type=Path, help="the shared data directory (shared/data)")
+    p.add_argument("-o", "--output", type=Path, default=_DEFAULT_OUT)
     args = p.parse_args(argv)
-    rows = curate(args.shared_data / RAW_FILE)
-    write_measurements(rows, args.output)
+    raw = args.shared_data / RAW_FILE
+
+    def fail(message: str) -> int:
+        print(f"curate_measurements: error: {message}", file=sys.stderr)
+        return 2
+
+    if not args.shared_data.is_dir():
+        return fail(f"data directory not found: {args.shared_data}; {DATA_ORIGIN}")
+    if not raw.is_file():
+        return fail(f"raw measurements not found: {raw}; {RAW_ORIGIN}")
+    try:
+        check_output_path(args.output, inputs=(raw,))
+        rows = curate(raw)
+        write_measurements(rows, args.output)
+    except OSError as exc:
+        return fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
+    except (ValueError, KeyError, TypeError) as exc:
+        return fail(f"{raw}: {' '.join(str(exc).split())}")
     print(f"wrote {len(rows)} measurements to {args.output}", file=sys.stderr)
     return 0
 
