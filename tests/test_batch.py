@@ -207,7 +207,7 @@ def test_exact_backend_rows_equal_solve(workers: int) -> None:
 
 
 def test_unavailable_backend_is_an_error_row(monkeypatch: pytest.MonkeyPatch) -> None:
-    from infersave.solver import solve as solve_mod
+    from infersave.solver import recommend as solve_mod
 
     monkeypatch.setattr(solve_mod, "BACKENDS", {"exhaustive": solve_mod.BACKENDS["exhaustive"]})
     s = random_scenarios(1)[0].model_copy(update={"backend": "milp"})
@@ -382,7 +382,7 @@ def test_cli_example_file_and_passthrough(tmp_path: Path) -> None:
 
 
 def test_cli_default_backend_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from infersave.solver import solve as solve_mod
+    from infersave.solver import recommend as solve_mod
 
     monkeypatch.setattr(solve_mod, "BACKENDS", {"exhaustive": solve_mod.BACKENDS["exhaustive"]})
     path = write_csv(tmp_path / "in.csv", [GOOD[1], GOOD[0]])  # no backend; exhaustive
