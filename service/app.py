@@ -30,10 +30,10 @@ from infersave import (
 from infersave.service import errors
 from infersave.service.body import BodyLimit
 from infersave.service.errors import Busy, TooLarge
-from infersave.service.guard import check_finite, check_scenario
+from infersave.service.guard import check_fields, check_scenario
 from infersave.service.jobs import Item, Job, JobStore, TooManyJobs
 from infersave.service.limits import Limits
-from infersave.service.responses import SafeJSONResponse, model_json
+from infersave.service.responses import SafeJSONResponse, encoded, model_json
 from infersave.service.schemas import (
     BatchRequest,
     CompareRequest,
@@ -84,14 +84,23 @@ def _blank(value: Any) -> bool:
 
 
 def _read_file(text: str, fmt: str) -> list[tuple[int, Any]]:
-    """The rows of a workloads file given as text (read by the batch module's reader)."""
+    """The rows of a workloads file given as text (read by the batch module's reader).
+
+    Raises:
+        InputError: ``file: ...`` for anything that cannot be read as ``fmt`` (including
+            text that is not valid Unicode and nesting too deep to parse).
+    """
     if fmt == "yaml":
         _no_yaml_aliases(text)
     fd, path = tempfile.mkstemp(prefix="infersave-workloads-", suffix=f".{fmt}")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogatepass") as fh:
+            fh.write(text)  # a lone surrogate is written as is: the reader says "not UTF-8"
         return list(read_workloads(path))
+    except InputError as exc:
+        raise InputError(f"file: {exc}".replace(repr(path), "the file")) from None
+    except Exception as exc:  # the parsers' own errors (csv.Error, RecursionError, ...)
+        raise InputError(f"file: cannot read it as {fmt}: {type(exc).__name__}: {exc}") from None
     finally:
         os.unlink(path)
 
@@ -106,6 +115,8 @@ def _no_yaml_aliases(text: str) -> None:
                 raise InputError("file: YAML aliases (*name) are not accepted by the service")
     except yaml.YAMLError as exc:
         raise InputError(f"file: malformed YAML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise InputError("file: YAML nested too deeply") from None
 
 
 def batch_items(req: BatchRequest, limits: Limits) -> list[Item]:
@@ -122,11 +133,7 @@ def batch_items(req: BatchRequest, limits: Limits) -> list[Item]:
         raw: list[tuple[int, Any]] = list(enumerate(req.rows, 1))
     else:
         assert req.file is not None and req.format is not None
-        try:
-            raw = _read_file(req.file, req.format)
-        except InputError as exc:
-            msg = str(exc)
-            raise InputError(msg if msg.startswith("file:") else f"file: {msg}") from None
+        raw = _read_file(req.file, req.format)
         if len(raw) > limits.max_rows:
             raise TooLarge(f"{len(raw)} rows; this service takes {limits.max_rows} per job")
     items: list[Item] = []
@@ -137,7 +144,7 @@ def batch_items(req: BatchRequest, limits: Limits) -> list[Item]:
         if req.backend is not None and _blank(fields.get("backend")):
             fields = {**fields, "backend": req.backend}
         try:
-            check_finite(fields)
+            check_fields(fields)
             s = scenario_from_fields(fields, row)
             check_scenario(s, limits)
         except InputError as exc:
@@ -316,18 +323,18 @@ def create_app(limits: Limits | None = None) -> FastAPI:
                 raise HTTPException(409, f"job is {job.state}; CSV is ready when it is done")
             chunks = await off_loop(lambda: list(job.csv_chunks()))
             return StreamingResponse(
-                iter(chunks),
+                encoded(chunks),
                 media_type="text/csv",
                 headers={"Content-Disposition": f'attachment; filename="{job.id}.csv"'},
             )
 
-        async def stream() -> AsyncIterator[str]:
+        async def stream() -> AsyncIterator[bytes]:
             sent = 0
             while True:
                 active = job.active
                 lines = job.lines
                 if sent < len(lines):
-                    yield "".join(lines[sent:])
+                    yield "".join(lines[sent:]).encode("utf-8", "backslashreplace")
                     sent = len(lines)
                 elif not active:
                     return

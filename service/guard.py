@@ -44,11 +44,17 @@ def check_model(model: str) -> None:
     )
 
 
-def check_finite(fields: dict[str, Any]) -> None:
-    """JSON has no Infinity or NaN, and CSV's ``inf`` is not a number a solve can meet."""
+def check_fields(fields: dict[str, Any]) -> None:
+    """Numbers finite (JSON has no Infinity or NaN, and CSV's ``inf`` is not a number a solve
+    can meet) and text valid Unicode (JSON's escapes can carry a lone surrogate)."""
     for name, value in fields.items():
         if isinstance(value, float) and not math.isfinite(value):
             raise InputError(f"{name}: must be a finite number, got {value}")
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InputError(f"{name}: not valid Unicode text") from None
 
 
 def check_scenario(s: Scenario, limits: Limits, offload_searched: bool = True) -> None:
@@ -61,7 +67,7 @@ def check_scenario(s: Scenario, limits: Limits, offload_searched: bool = True) -
     Raises:
         InputError: ``field: problem`` in one line.
     """
-    check_finite(dict(s))
+    check_fields(dict(s))
     check_model(s.model)
     if s.calibration not in CALIBRATIONS:
         raise InputError(

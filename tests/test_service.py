@@ -307,6 +307,40 @@ def test_bad_batch_request_is_422(client: httpx.Client, body: dict, needle: str)
     assert needle in r.json()["message"]
 
 
+SCENARIO_TEXT = '"model": "opt-2.7b", "input_len": 1, "output_len": 1, "requests": 1, "slo_tps": 1'
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "needle"),
+    [
+        ("/v1/batch", json.dumps({"file": "[" * 100_000, "format": "jsonl"}), 422, "jsonl"),
+        ("/v1/batch", json.dumps({"file": "- " * 5000 + "a", "format": "yaml"}), 422, "yaml"),
+        ("/v1/batch", '{"file": "model\\n\\ud800\\n", "format": "csv"}', 422, "UTF-8"),
+        ("/v1/solve", '{"model": "\\ud800"}', 422, "model"),
+        ("/v1/solve", "{" + SCENARIO_TEXT + ', "solver": "\\ud800"}', 422, "solver: not valid"),
+        ("/v1/solve", "[" * 100_000, 400, "parsing the body"),
+        ("/v1/solve", "{" + SCENARIO_TEXT, 422, "JSON decode error"),
+    ],
+)
+def test_hostile_bodies_are_4xx(
+    client: httpx.Client, path: str, body: str, status: int, needle: str
+) -> None:
+    r = client.post(path, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == status, r.text
+    assert needle in r.text
+
+
+def test_text_that_is_not_unicode_streams_escaped(client: httpx.Client) -> None:
+    body = '{"rows": [{' + SCENARIO_TEXT + ', "backend": "exhaustive", "id": "\\ud800"}]}'
+    r = client.post("/v1/batch", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 202
+    status = wait_job(client, r.json()["id"])
+    assert status["errors"] == 1
+    assert "id: not valid Unicode text" in client.get(status["results"]).text
+    csv_text = client.get(status["results_csv"]).text
+    assert "\\ud800" in csv_text
+
+
 def test_unknown_job_is_404_and_delete_forgets_a_finished_job(client: httpx.Client) -> None:
     assert client.get("/v1/jobs/nope").status_code == 404
     assert client.get("/v1/jobs/nope/results").status_code == 404
