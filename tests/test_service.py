@@ -400,7 +400,7 @@ def test_too_many_rows_is_413(small: str) -> None:
 
 
 def test_healthz_stays_quick_during_a_job(client: httpx.Client) -> None:
-    r = client.post("/v1/batch", json={"rows": rows_of(4000)})
+    r = client.post("/v1/batch", json={"rows": rows_of(2000)})
     assert r.status_code == 202
     t0 = time.perf_counter()
     for _ in range(5):
@@ -469,6 +469,44 @@ def test_unexpected_error_is_a_one_line_500(monkeypatch: pytest.MonkeyPatch) -> 
     assert r.status_code == 500
     assert r.json()["message"] == "internal error: RuntimeError: boom"
     assert health.status_code == 200
+
+
+def test_too_many_requests_at_once_is_429() -> None:
+    import asyncio
+
+    from infersave.service import Limits, create_app
+
+    slow = {**README, "backend": "cp"}  # CP-SAT: about a second
+
+    async def calls() -> list[int]:
+        app = create_app(Limits(max_pending=1, solve_threads=1))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://s", timeout=60) as c:
+            first = asyncio.create_task(c.post("/v1/solve", json=slow))
+            await asyncio.sleep(0.2)
+            second = await c.post("/v1/solve", json=README)
+            return [(await first).status_code, second.status_code]
+
+    assert asyncio.run(calls()) == [200, 429]
+
+
+def test_a_job_that_breaks_fails_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    from infersave.service import jobs
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ZeroDivisionError("bug\nmore")
+
+    monkeypatch.setattr(jobs, "solve_many", broken)
+    store = jobs.JobStore(max_jobs=1, max_kept=1)
+    try:
+        job = store.submit([(1, {}, infersave.Scenario(**README))])
+        deadline = time.monotonic() + 30
+        while job.active and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert (job.state, job.message) == ("failed", "ZeroDivisionError: bug")
+        store.submit([])  # the slot is free again
+    finally:
+        store.shutdown()
 
 
 def test_serve_help_shows_an_example_and_the_cli_stays_light() -> None:
