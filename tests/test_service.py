@@ -399,6 +399,16 @@ def test_too_many_rows_is_413(small: str) -> None:
         assert c.post("/v1/batch", json=body).status_code in (202, 429)
 
 
+def test_answers_do_not_wait_for_delayed_acks(client: httpx.Client) -> None:
+    # without TCP_NODELAY on accepted sockets every answer took ~40 ms (Nagle + delayed ACK)
+    times = []
+    for _ in range(15):
+        t0 = time.perf_counter()
+        assert client.get("/healthz").status_code == 200
+        times.append(time.perf_counter() - t0)
+    assert sorted(times)[7] < 0.030, times
+
+
 def test_healthz_stays_quick_during_a_job(client: httpx.Client) -> None:
     r = client.post("/v1/batch", json={"rows": rows_of(2000)})
     assert r.status_code == 202
