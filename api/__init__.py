@@ -39,10 +39,17 @@ _EXPORTS: dict[str, str] = {
     "compare": "infersave.solver.compare",
     "pareto": "infersave.solver.pareto",
     "ParetoResult": "infersave.solver.pareto",
+    # workload files and result rows (``infersave batch``, the HTTP service's batch jobs)
+    "read_workloads": "infersave.solver.batch_io",
+    "scenario_from_fields": "infersave.solver.batch_io",
+    "result_row": "infersave.solver.batch_io",
+    "render_rows": "infersave.solver.batch_io",
     # the catalog
     "models": "infersave.catalog.load",
     "instances": "infersave.catalog.load",
     "gpus": "infersave.catalog.load",
+    "Instance": "infersave.catalog.schemas",
+    "LLM": "infersave.catalog.schemas",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -64,7 +71,14 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports lazily
     from infersave.catalog.load import gpus, instances, models  # noqa: F401
+    from infersave.catalog.schemas import LLM, Instance  # noqa: F401
     from infersave.solver.batch import solve_many  # noqa: F401
+    from infersave.solver.batch_io import (  # noqa: F401
+        read_workloads,
+        render_rows,
+        result_row,
+        scenario_from_fields,
+    )
     from infersave.solver.compare import compare  # noqa: F401
     from infersave.solver.pareto import ParetoResult, pareto  # noqa: F401
     from infersave.solver.predict import Prediction, predict  # noqa: F401

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-LAYERS = ["catalog", "formulations", "solver", "exporters", "plots", "api", "cli"]
+LAYERS = ["catalog", "formulations", "solver", "exporters", "plots", "api", "service", "cli"]
 
 
 def imported_layers(path: Path) -> set[str]:
