@@ -169,7 +169,7 @@ def select_instances(p: Placement) -> tuple[Instance, ...]:
                 for r in regions:
                     if r not in offered:
                         raise InputError(
-                            f"region: unknown {r!r} for providers {', '.join(names)}"
+                            f"region: unknown region {r!r} for providers {', '.join(names)}"
                             f"{_closest(r, offered)} (list them: infersave instances --regions)"
                         )
                 rows = tuple(i for i in rows if i.region in regions)

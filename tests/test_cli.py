@@ -109,7 +109,7 @@ def test_infeasible_exits_1_with_closest_miss() -> None:
         (["--requests", "0"], "--requests"),
         (["--slo-tps", "-1"], "--slo-tps"),
         (["--max-price", "0"], "--max-price"),
-        (["--region", "us-east-9"], "--region: unknown 'us-east-9'"),
+        (["--region", "us-east-9"], "unknown region 'us-east-9'"),
         (["--model", "/nonexistent/config.json"], "config.json"),
         (["--offload-step", "0.3"], "offload step"),
         (["--batch-sizes", "a,b"], "--batch-sizes"),

@@ -288,7 +288,7 @@ def test_bad_rows_are_error_rows_not_a_failed_job(client: httpx.Client) -> None:
     assert [o["status"] for o in out] == ["ok", "error", "error", "error", "error"]
     assert out[1]["message"].startswith("row 2: slo_tps:")
     assert out[2]["message"].startswith("row 3: model: unknown model")
-    assert out[3]["message"].startswith("row 4: slo_tps: must be a finite number")
+    assert out[3]["message"].startswith("row 4: slo_tps:") and "finite" in out[3]["message"]
     assert out[4]["message"].startswith("row 5: unknown field 'colour'")
 
 
@@ -429,7 +429,7 @@ def test_catalog_endpoints(client: httpx.Client) -> None:
     assert "g6.xlarge" in {r["instance_type"] for r in rows}
     r = client.get("/v1/instances", params={"region": "mars-1"})
     assert r.status_code == 422 and r.json()["message"].startswith("region:")
-    r = client.get("/v1/instances", params={"catalog": "gcp"})
+    r = client.get("/v1/instances", params={"catalog": "oracle"})
     assert r.status_code == 422 and r.json()["message"].startswith("catalog:")
 
 
