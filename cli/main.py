@@ -139,7 +139,7 @@ def _print_solve_table(result: Any) -> None:
         f" ({rec.gpu} x{rec.gpu_count:g}), batch {rec.batch_size},"
         f" KV offload {rec.offload_ratio:.0%}: {rec.tps:,.0f} TPS predicted,"
         f" {rec.billed_hours:g} billed h, total {render.money(rec.total_cost_usd)}"
-        f" ({rec.calibration}; prices {rec.price_source or 'catalog'}, {rec.price_date or 'n/a'})."
+        f" ({rec.calibration}; {rec.market} price of {rec.price_date or 'unknown date'})."
     )
     render.echo(line)
     if base is not None and result.baseline.savings_pct is not None:

@@ -38,3 +38,12 @@ def test_no_import_from_a_later_layer(layer: str) -> None:
     assert files
     bad = {f.name: imported_layers(f) & later for f in files if imported_layers(f) & later}
     assert bad == {}
+
+
+def test_readme_lists_every_scenario_field() -> None:
+    """The README's option table is printed from the field specs: every field is in it."""
+    from infersave.solver.fields import FIELDS
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    missing = [f.flag for f in FIELDS if f"| `{f.flag}` |" not in text]
+    assert missing == []
