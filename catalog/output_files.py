@@ -109,11 +109,17 @@ def _mode_for(path: Path) -> int:
 def write_text_atomic(text: str, path: str | Path) -> None:
     """Write ``text`` (UTF-8, no newline translation) to ``path`` atomically (temp file in the
     same directory, then :func:`os.replace`)."""
+    write_bytes_atomic(text.encode("utf-8"), path)
+
+
+def write_bytes_atomic(data: bytes, path: str | Path) -> None:
+    """Write ``data`` to ``path`` atomically: a temp file in the same directory, then
+    :func:`os.replace`; on any failure the temp file is removed and ``path`` is unchanged."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
     except BaseException:

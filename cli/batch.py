@@ -106,12 +106,13 @@ def batch(
     if backend is not None and backend not in backends:
         fail(f"--backend: unknown {backend!r}; use one of: {', '.join(backends)}")
     with user_errors():
+        from infersave.catalog.output_files import check_output_path
         from infersave.solver import batch_io
 
         batch_io.output_format(output)
         batch_io.input_format(input_path)
-        if not output.parent.is_dir():
-            fail(f"output directory {str(output.parent)!r} does not exist")
+        # before any work: never the input itself, a FIFO, device, symlink or unwritable place
+        check_output_path(output, inputs=[input_path])
         rows = batch_io.read_workloads(input_path)
 
     from infersave.solver.scenario import InputError

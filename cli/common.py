@@ -73,6 +73,22 @@ def user_errors() -> Iterator[None]:
         fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
 
 
+def check_outputs(*paths: str | None) -> None:
+    """Refuse, before any work, output files that would replace something they should not
+    (a FIFO, device, directory or symlink), or whose directory is missing or unwritable.
+
+    Raises:
+        OSError (UnsafeOutputError): handled by :func:`user_errors` (one line, exit 2).
+    """
+    from infersave.catalog.output_files import check_output_path
+
+    given = [p for p in paths if p is not None]
+    if len(set(given)) < len(given):
+        fail("two outputs name the same file; give each its own")
+    for p in given:
+        check_output_path(p)
+
+
 def build_scenario(**fields: Any) -> Any:
     """A validated :class:`~infersave.solver.scenario.Scenario` from CLI fields (None: the
     scenario's default).

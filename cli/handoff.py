@@ -57,7 +57,9 @@ def emit(result: SolveResult, kind: str, path: str | None) -> None:
     if path is None:
         render.echo(text)
     else:
-        Path(path).write_text(text, encoding="utf-8")
+        from infersave.catalog.output_files import write_text_atomic
+
+        write_text_atomic(text, path)
     for note in vllm_notes(result):
         sys.stderr.write(f"infersave: note: {note}\n")
 

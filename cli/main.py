@@ -52,6 +52,7 @@ from infersave.cli.common import (
     TopOpt,
     as_flags,
     build_scenario,
+    check_outputs,
     fail,
     user_errors,
 )
@@ -233,6 +234,7 @@ def solve_cmd(
             from infersave.plots.pareto_plot import check_plot_path
 
             check_plot_path(plot)
+        check_outputs(write_model, emit_file, plot)
 
         scenario = build_scenario(
             model=model,

@@ -41,6 +41,7 @@ from infersave.cli.common import (
     SolverOpt,
     TimeLimitOpt,
     build_scenario,
+    check_outputs,
     user_errors,
 )
 
@@ -98,6 +99,7 @@ def pareto(
 
         if plot is not None:
             check_plot_path(plot)  # a bad extension fails before any work
+            check_outputs(plot)
         scenario = build_scenario(
             model=model,
             input_len=input_len,

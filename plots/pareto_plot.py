@@ -253,19 +253,23 @@ def write_pareto(result: ParetoResult, path: str | Path) -> Path:
         InputError: on any other extension (nothing is written).
         OSError: if the file cannot be written.
     """
+    from infersave.catalog.output_files import write_bytes_atomic
+
     p = check_plot_path(path)
     fig = figure(result)
     suffix = p.suffix.lower()
+    out = io.BytesIO()
     if suffix == ".png":
-        fig.savefig(p, format="png", dpi=110)
+        fig.savefig(out, format="png", dpi=110)
     elif suffix == ".svg":
-        fig.savefig(p, format="svg")
+        fig.savefig(out, format="svg")
     else:
         buf = io.StringIO()
         fig.savefig(buf, format="svg")
         svg = buf.getvalue()
         svg = svg[svg.index("<svg") :]  # drop the XML prolog and DOCTYPE: inline in HTML
-        p.write_text(_html_page(result, svg), encoding="utf-8")
+        out.write(_html_page(result, svg).encode("utf-8"))
+    write_bytes_atomic(out.getvalue(), p)  # whole or not at all
     return p
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import os
 import sys
 from pathlib import Path
 
@@ -165,6 +166,10 @@ def test_fuzz_batch_rows(rows: list[dict[str, str]], jsonl: bool, tmp_path: Path
         assert dst.read_text() == SENTINEL
 
 
+SOLVE = ["solve", "--model", "opt-2.7b", "--input-len", "512", "--output-len", "64",
+         "--slo-tps", "100"]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "argv",
     [
@@ -177,6 +182,16 @@ def test_fuzz_batch_rows(rows: list[dict[str, str]], jsonl: bool, tmp_path: Path
         ["compare", "--random", "0"],
         ["compare", "--random", "2", "--seed", "-1"],
         ["batch", "in.csv", "-o", "out.csv", "--backend", "quantum"],
+        ["batch", "in.csv", "-o", "in.csv"],
+        ["batch", "in.csv", "-o", "link.csv"],
+        ["batch", "in.csv", "-o", "fifo.csv"],
+        ["batch", "in.csv", "-o", "/dev/null"],
+        ["batch", "in.csv", "-o", "missing/out.csv"],
+        [*SOLVE, "--write-model", "fifo.csv"],
+        [*SOLVE, "--write-model", "link.csv"],
+        [*SOLVE, "--emit", "vllm", "--emit-file", "/dev/full"],
+        [*SOLVE, "--plot", "link.csv"],
+        [*SOLVE, "--plot", "out.png", "--write-model", "out.png"],
         ["batch", "in.csv", "-o", "out.csv", "--workers", "100000"],
         ["solve", "--model", "opt-2.7b", "--input-len", "1", "--output-len", "1"],
     ],
@@ -186,10 +201,15 @@ def test_listing_and_file_commands_bad_input(argv: list[str], tmp_path, monkeypa
     (tmp_path / "in.txt").write_text("x")
     (tmp_path / "in.csv").write_text("model,input_len,output_len,slo_tps\nopt-2.7b,512,64,100\n")
     (tmp_path / "out.csv").write_text(SENTINEL)
+    (tmp_path / "link.csv").symlink_to(tmp_path / "out.csv")
+    os.mkfifo(tmp_path / "fifo.csv")
+    before = (tmp_path / "in.csv").read_text()
     code, out, err = invoke(argv)
     assert code == 2, (code, err)
     check(code, out, err)
     assert (tmp_path / "out.csv").read_text() == SENTINEL
+    assert (tmp_path / "in.csv").read_text() == before
+    assert not list(tmp_path.glob(".*.tmp"))
 
 
 @pytest.mark.parametrize(
