@@ -208,6 +208,12 @@ def curate_gpus(raw: Path) -> list[dict[str, object]]:
                 "pcie_bandwidth_gbs": _num(r["pcie_x16_bandwidth_gbs"]),
                 "confidence": r["confidence"],
                 "source": f"{r['source']}; {RETRIEVED}",
+                "bf16_dense_tflops": _num(r["bf16_dense_tflops"]),
+                "fp8_dense_tflops": _num(r["fp8_dense_tflops"]),
+                "int8_dense_tops": _num(r["int8_dense_tops"]),
+                "nvlink_bandwidth_gbs": _num(r["nvlink_bandwidth_gbs"])
+                if r["nvlink"].strip().lower().startswith("yes")
+                else None,
             }
         )
     for row in out:

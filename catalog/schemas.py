@@ -25,6 +25,11 @@ class GPU(_Frozen):
     ``fp16_dense_tflops`` is the dense FP16 tensor-core peak (no sparsity);
     ``fp32_tflops`` is the FP32 (non-tensor) peak, the figure the paper's Table I/IV used.
     ``pcie_bandwidth_gbs`` is one direction of the host link (PCIe x16), GB/s.
+    ``bf16_dense_tflops``, ``fp8_dense_tflops`` and ``int8_dense_tops`` are the dense tensor
+    peaks for those types; ``None`` means the GPU has no tensor-core support for the type (no
+    BF16 before Ampere, no FP8 before Ada/Hopper, no INT8 before Turing).
+    ``nvlink_bandwidth_gbs`` is the NVLink bandwidth per GPU (GB/s, both directions, as NVIDIA
+    states it), ``None`` when GPUs talk over PCIe only.
     """
 
     name: str
@@ -38,6 +43,29 @@ class GPU(_Frozen):
     pcie_bandwidth_gbs: PositiveFloat | None = None
     confidence: str = ""
     source: str
+    bf16_dense_tflops: PositiveFloat | None = None
+    fp8_dense_tflops: PositiveFloat | None = None
+    int8_dense_tops: PositiveFloat | None = None
+    nvlink_bandwidth_gbs: PositiveFloat | None = None
+
+    @property
+    def compute_capability(self) -> float | None:
+        """CUDA compute capability from the architecture (``sm_89`` -> 8.9), or None."""
+        import re
+
+        m = re.search(r"sm_(\d)(\d)", self.architecture)
+        return int(m.group(1)) + int(m.group(2)) / 10 if m else None
+
+    def dtype_tflops(self, dtype: str) -> float | None:
+        """Dense tensor peak for ``dtype`` (TFLOPS; TOPS for int8), or None when the GPU has no
+        tensor-core support for it (fp32: the non-tensor peak; fp16: always present)."""
+        return {
+            "fp32": self.fp32_tflops,
+            "fp16": self.fp16_dense_tflops,
+            "bf16": self.bf16_dense_tflops,
+            "fp8": self.fp8_dense_tflops,
+            "int8": self.int8_dense_tops,
+        }.get(dtype)
 
     @property
     def is_nvidia(self) -> bool:
