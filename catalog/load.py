@@ -180,6 +180,25 @@ def _data_file(file_name: str, model: type[T]) -> tuple[T, ...]:
     return read_records(io.StringIO(text, newline=""), model, file_name)
 
 
+@functools.cache
+def provider_regions(provider: str) -> frozenset[str]:
+    """The regions of ``provider``'s shipped rows, read from the region column alone (no
+    record validation), so a search of one region parses only the providers that offer it.
+
+    Raises:
+        CatalogError: unknown provider or unreadable data.
+    """
+    _check_price_set(provider)
+    file_name = _PRICE_SET_FILES[provider][0]
+    resource = resources.files("infersave.catalog").joinpath("data", file_name)
+    try:
+        reader = csv.reader(io.StringIO(resource.read_text(encoding="utf-8"), newline=""))
+        col = next(reader).index("region")
+        return frozenset(row[col] for row in reader if row)
+    except (OSError, UnicodeDecodeError, StopIteration, ValueError, IndexError) as exc:
+        raise CatalogError(f"{file_name}: cannot read the region column: {exc}") from exc
+
+
 def _check_price_set(price_set: str) -> None:
     if price_set not in _PRICE_SET_FILES:
         raise CatalogError(f"unknown price set {price_set!r}; choose one of: {', '.join(CATALOGS)}")
@@ -259,6 +278,10 @@ def instances_for(
     of the chosen providers offers.
     """
     chosen = _check_providers(providers)
+    if regions is not None:  # parse only the providers that offer one of the regions
+        asked = {r.strip().lower() for r in regions}
+        offering = tuple(p for p in chosen if provider_regions(p) & asked)
+        chosen = offering or chosen  # none offers them: parse all, for the error's suggestions
     table = [i for p in chosen for i in _instances(p)]
     if regions is None:
         return tuple(table)

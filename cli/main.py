@@ -27,6 +27,7 @@ from infersave.cli.common import (
     CalibrationOpt,
     CatalogOpt,
     DtypeOpt,
+    E2eOpt,
     ExcludeOpt,
     Format,
     FormatOpt,
@@ -50,6 +51,8 @@ from infersave.cli.common import (
     SolverOpt,
     TimeLimitOpt,
     TopOpt,
+    TpotOpt,
+    TtftOpt,
     as_flags,
     build_scenario,
     check_outputs,
@@ -115,9 +118,15 @@ def _print_solve_table(result: Any) -> None:
     s = result.scenario
     cap = "no cap" if s.max_price is None else f"<= ${s.max_price:g}/h"
     providers = "all providers" if s.provider == "all" else s.provider
+    slos = [f"{s.slo_tps:g} TPS"] if s.slo_tps is not None else []
+    slos += [
+        f"{name.upper()} <= {v:g} s"
+        for name, v in (("ttft", s.ttft_slo), ("tpot", s.tpot_slo), ("e2e", s.e2e_slo))
+        if v is not None
+    ]
     head = (
         f"{s.model}: {s.requests} requests of {s.input_len} in + {s.output_len} out tokens,"
-        f" SLO {s.slo_tps:g} TPS, {cap}, region {s.region} ({providers}, {s.catalog} prices,"
+        f" SLO {', '.join(slos)}, {cap}, region {s.region} ({providers}, {s.catalog} prices,"
         f" {s.pricing}, {s.billing} billing)"
     )
     render.echo(head)
@@ -172,7 +181,10 @@ def solve_cmd(
     model: ModelOpt,
     input_len: InputLenOpt,
     output_len: OutputLenOpt,
-    slo_tps: SloOpt,
+    slo_tps: SloOpt = None,
+    ttft_slo: TtftOpt = None,
+    tpot_slo: TpotOpt = None,
+    e2e_slo: E2eOpt = None,
     requests: RequestsOpt = None,
     max_price: MaxPriceOpt = None,
     provider: ProviderOpt = None,
@@ -242,6 +254,9 @@ def solve_cmd(
             output_len=output_len,
             requests=requests,
             slo_tps=slo_tps,
+            ttft_slo=ttft_slo,
+            tpot_slo=tpot_slo,
+            e2e_slo=e2e_slo,
             max_price=max_price,
             provider=provider,
             only=only,
@@ -273,8 +288,8 @@ def solve_cmd(
             from infersave.solver.registry import write_model as write_exact_model
 
             prep = prepare(scenario)
+            result = solve_prepared(prep)  # first: a bad solver name fails before any write
             write_exact_model(prep.table, scenario.backend, write_model)
-            result = solve_prepared(prep)
         elif plot is not None:
             from infersave.solver.pareto import pareto
 

@@ -112,7 +112,8 @@ def skypilot_yaml(
     head = (
         f"# infersave recommendation for {s.model}: {rec.instance_type} ({rec.gpu}"
         f" x{rec.gpu_count:g}), batch {rec.batch_size}, KV offload {rec.offload_ratio:.0%}\n"
-        f"# predicted {rec.tps:,.0f} TPS (SLO {s.slo_tps:g}), {rec.billed_hours:g} billed h,"
+        f"# predicted {rec.tps:,.0f} TPS"
+        f"{f' (SLO {s.slo_tps:g})' if s.slo_tps else ''}, {rec.billed_hours:g} billed h,"
         f" ${rec.total_cost_usd:,.2f} total at ${rec.price_per_hour:.4g}/h ({s.pricing})\n"
         f"# launch: sky launch -c {task['name']} THIS_FILE.yaml"
         " (gated models: add --env HF_TOKEN)\n"

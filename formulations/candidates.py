@@ -8,6 +8,7 @@ batch size ``b`` and offload level ``c``; every array has shape ``(N,) = (I * B 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,13 +30,18 @@ Calibration = Mapping[tuple[str, str], tuple[float, float]]
 @dataclass(frozen=True)
 class Workload:
     """What is served: ``requests`` requests of ``input_len`` + ``output_len`` tokens, with a
-    throughput SLO ``slo_tps`` (tokens/s, Eq. 1) and a price cap ``max_price`` ($/h, P_max)."""
+    throughput SLO ``slo_tps`` (tokens/s, Eq. 1), a price cap ``max_price`` ($/h, P_max) and
+    latency SLOs ``ttft_slo``, ``tpot_slo``, ``e2e_slo`` (seconds). ``inf`` means not asked for
+    (no cap, no SLO)."""
 
     input_len: int
     output_len: int
     requests: int
     slo_tps: float
     max_price: float
+    ttft_slo: float = float("inf")
+    tpot_slo: float = float("inf")
+    e2e_slo: float = float("inf")
 
 
 @dataclass(frozen=True)
@@ -191,6 +197,8 @@ class CandidateTable:
     prefill_s: np.ndarray
     decode_s: np.ndarray
     e2e_s: np.ndarray
+    ttft_s: np.ndarray
+    tpot_s: np.ndarray
     tps: np.ndarray
     output_tps: np.ndarray
     tps_effective: np.ndarray
@@ -229,15 +237,18 @@ class Workloads:
     requests: np.ndarray
     slo_tps: np.ndarray
     max_price: np.ndarray
+    ttft_slo: np.ndarray
+    tpot_slo: np.ndarray
+    e2e_slo: np.ndarray
 
     @classmethod
     def of(cls, workloads: Sequence[Workload]) -> Workloads:
         """Stack ``workloads`` (at least one) into arrays."""
+        names = [f.name for f in dataclasses.fields(Workload)]
         cols = np.array(
-            [(w.input_len, w.output_len, w.requests, w.slo_tps, w.max_price) for w in workloads],
-            dtype=np.float64,
-        ).reshape(-1, 5)
-        return cls(*(cols[:, j].copy() for j in range(5)))
+            [tuple(getattr(w, n) for n in names) for w in workloads], dtype=np.float64
+        ).reshape(-1, len(names))
+        return cls(*(cols[:, j].copy() for j in range(len(names))))
 
     def __len__(self) -> int:
         return int(self.input_len.shape[0])
@@ -312,8 +323,16 @@ def _evaluate(
     total = cost_model.total_cost(billed, price)
     ce = cost_model.cost_efficiency(tps_eff, billed, price)
 
+    # latency (seconds): TTFT = the batch's prefill (every request of a static batch gets its
+    # first token when the batch's prefill ends); TPOT = one decode step; E2E = Eq. 4
+    ttft = pt.prefill_s
+    tpot = pt.decode_s / np.maximum(lout - 1.0, 1.0)
+    slo = per_wl(wl.slo_tps)
     slack["price_cap"] = per_wl(wl.max_price) - price
-    slack["tps_slo"] = tps - per_wl(wl.slo_tps)
+    slack["tps_slo"] = np.where(np.isfinite(slo), tps - slo, np.inf)
+    slack["ttft_slo"] = per_wl(wl.ttft_slo) - ttft
+    slack["tpot_slo"] = per_wl(wl.tpot_slo) - tpot
+    slack["e2e_slo"] = per_wl(wl.e2e_slo) - e2e
     ok = {name: v >= 0 for name, v in slack.items()}
     ok["feasible"] = np.logical_and.reduce(np.broadcast_arrays(*ok.values()))
     n_i = len(inst.instances)
@@ -330,6 +349,8 @@ def _evaluate(
         "prefill_s": pt.prefill_s,
         "decode_s": pt.decode_s,
         "e2e_s": e2e,
+        "ttft_s": ttft,
+        "tpot_s": tpot,
         "tps": tps,
         "output_tps": out_tps,
         "tps_effective": tps_eff,

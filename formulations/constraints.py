@@ -38,7 +38,7 @@ import numpy as np
 
 from infersave.formulations.options import ModelOptions
 
-Kind = Literal["memory", "price", "slo"]
+Kind = Literal["memory", "price", "slo", "latency"]
 Sense = Literal["<=", ">="]
 
 
@@ -120,6 +120,33 @@ CONSTRAINTS: tuple[Constraint, ...] = (
         "section III-A (TPS >= TPS_SLO)",
         "the predicted TPS is below the SLO",
     ),
+    Constraint(
+        "ttft_slo",
+        "ttft_slo",
+        "<=",
+        "s",
+        "latency",
+        "ours (latency SLO): TTFT = the batch's prefill time",
+        "the time to first token exceeds its SLO",
+    ),
+    Constraint(
+        "tpot_slo",
+        "tpot_slo",
+        "<=",
+        "s",
+        "latency",
+        "ours (latency SLO): TPOT = one decode step",
+        "the time per output token exceeds its SLO",
+    ),
+    Constraint(
+        "e2e_slo",
+        "e2e_slo",
+        "<=",
+        "s",
+        "latency",
+        "ours (latency SLO): one batch end to end (Eq. 4)",
+        "the end-to-end time of a batch exceeds its SLO",
+    ),
 )
 """All constraints, in the order a closest miss is explained."""
 
@@ -171,14 +198,24 @@ def memory_slacks(
     return out
 
 
-def limit(c: Constraint, slo_tps: float, max_price: float) -> float:
+def limit(c: Constraint, workload: object) -> float:
     """The right-hand side of ``c``'s row: 0 for memory (value = excess), P_max ($/h) for the
-    price cap, TPS_SLO (tokens/s) for the SLO."""
+    price cap, TPS_SLO (tokens/s), or the latency SLO (s) of the same name. An infinite limit
+    means the constraint is not asked for (no cap, no SLO): models leave its row out."""
     if c.kind == "price":
-        return float(max_price)
-    if c.kind == "slo":
-        return float(slo_tps)
+        return float(workload.max_price)
+    if c.kind in ("slo", "latency"):
+        return float(getattr(workload, WORKLOAD_FIELD[c.name]))
     return 0.0
+
+
+WORKLOAD_FIELD: dict[str, str] = {
+    "tps_slo": "slo_tps",
+    "ttft_slo": "ttft_slo",
+    "tpot_slo": "tpot_slo",
+    "e2e_slo": "e2e_slo",
+}
+"""The workload field that holds each SLO constraint's limit."""
 
 
 def row_values(c: Constraint, slack: np.ndarray, rhs: float) -> np.ndarray:

@@ -266,10 +266,10 @@ def _rows(enc: Encoding, integer: bool) -> list[Row]:
     for c in t.constraints:
         if c.name == "weights_fit" and "weights_fit" in enc.removed:
             continue
-        if c.kind == "price" and not np.isfinite(w.max_price):
+        rhs = constraints.limit(c, w)
+        if not np.isfinite(rhs):  # not asked for (no cap, no such SLO): no row
             continue
         scale, margin, unit = _UNITS[c.kind][integer]
-        rhs = constraints.limit(c, w.slo_tps, w.max_price)
         value = constraints.row_values(c, t.slack[c.name][k], rhs)
         ok = t.ok[c.name][k]
         over: Literal["candidate", "instance"] = "candidate"
@@ -291,6 +291,7 @@ _UNITS: dict[str, dict[bool, tuple[float, float, str]]] = {
     "memory": {False: (1.0 / GIB, 2**-10, "GiB"), True: (1.0 / 1024.0, 1.0, "KiB")},
     "price": {False: (1.0, 1e-6, "$/h"), True: (1e6, 1.0, "micro-$/h")},
     "slo": {False: (1.0, 1e-4, "tokens/s"), True: (1000.0, 1.0, "milli-tokens/s")},
+    "latency": {False: (1.0, 1e-9, "s"), True: (1e6, 1.0, "microseconds")},
 }
 """Row units: coefficients of order 1..1e5 for the MILP (GiB, $/h, tokens/s, with the guard
 margins 1 MiB, 1e-6 $/h, 1e-4 tokens/s) and integers for CP-SAT (KiB, micro-$/h,

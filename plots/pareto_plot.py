@@ -70,12 +70,22 @@ def _config(r: Record | ParetoPoint) -> str:
     return f"{r.instance_type}, batch {r.batch_size}{off}"
 
 
+def _slos(s: Any) -> str:
+    """The scenario's SLOs in words (``SLO 100 TPS, TTFT <= 0.5 s``)."""
+    parts = [f"{s.slo_tps:g} TPS"] if s.slo_tps is not None else []
+    for name in ("ttft", "tpot", "e2e"):
+        v = getattr(s, f"{name}_slo")
+        if v is not None:
+            parts.append(f"{name.upper()} <= {v:g} s")
+    return "SLO " + ", ".join(parts)
+
+
 def _title(result: ParetoResult) -> str:
     s = result.scenario
     cap = "no price cap" if s.max_price is None else f"cap ${s.max_price:g}/h"
     return (
         f"{s.model}: {s.requests:,} requests of {s.input_len} in + {s.output_len} out tokens,"
-        f" SLO {s.slo_tps:g} TPS, {cap}\n{s.region} ({s.catalog}, {s.pricing}, {s.billing}"
+        f" {_slos(s)}, {cap}\n{s.region} ({s.catalog}, {s.pricing}, {s.billing}"
         " billing)"
     )
 
@@ -125,13 +135,14 @@ def figure(result: ParetoResult) -> Any:
             markersize=5,
             label=f"Pareto front ({len(front)}): cheapest total cost for its TPS",
         )
-    ax.axvline(
-        result.slo_tps,
-        color=_COLORS["slo"],
-        linestyle="--",
-        linewidth=1.2,
-        label=f"SLO {result.slo_tps:g} TPS",
-    )
+    if result.slo_tps is not None:
+        ax.axvline(
+            result.slo_tps,
+            color=_COLORS["slo"],
+            linestyle="--",
+            linewidth=1.2,
+            label=f"SLO {result.slo_tps:g} TPS",
+        )
     if result.cap_line:
         ax.plot(
             [c.tps for c in result.cap_line],
@@ -298,7 +309,7 @@ def text_pareto(result: ParetoResult, width: int = 72) -> str:
     lines = textwrap.wrap(
         f"Pareto front: {len(result.front)} of {len(result.points):,} configurations that fit"
         f" {cap} (lowest total $, highest TPS). * recommended, ^ Max-Performance baseline;"
-        f" bar: TPS (log scale), | SLO {s.slo_tps:g}.",
+        f" bar: TPS (log scale){f', | SLO {s.slo_tps:g}' if s.slo_tps else ''}.",
         width,
     )
     if not rows:
@@ -310,9 +321,9 @@ def text_pareto(result: ParetoResult, width: int = 72) -> str:
     gpus = max(len(_short_gpu(p)) for p in rows)
     fixed = 2 + 10 + 9 + 1 + names + 1 + gpus + 5 + 5 + 2
     bar_w = max(8, width - fixed)
-    tps = [p.tps for p in rows] + [s.slo_tps]
+    tps = [p.tps for p in rows] + ([s.slo_tps] if s.slo_tps else [])
     col = _scale(min(tps) / 1.5, max(tps), bar_w)
-    slo = col(s.slo_tps)
+    slo = col(s.slo_tps) if s.slo_tps else None
     head = (
         f"  {'total $':>10}{'TPS':>9} {'instance':<{names}} {'GPUs':<{gpus}}"
         f"{'batch':>5} {'off':>4}  TPS"
@@ -322,7 +333,8 @@ def text_pareto(result: ParetoResult, width: int = 72) -> str:
         mark = "*" if _same(p, rec) else "^" if _same(p, base) else " "
         n = col(p.tps)
         bar = ["█" if i < n else " " for i in range(bar_w + 1)]
-        bar[min(slo, bar_w)] = "|"
+        if slo is not None:
+            bar[min(slo, bar_w)] = "|"
         gpu = _short_gpu(p)
         lines.append(
             f"{mark} {'$' + format(p.total_cost_usd, ',.2f'):>10}{p.tps:>9,.0f}"

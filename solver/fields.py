@@ -86,10 +86,35 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("requests", int, 1000, "Requests in the task.", "requests", {"gt": 0}),
     FieldSpec(
         "slo_tps",
-        float,
-        REQUIRED,
-        "Throughput SLO: input + output tokens per second (Eq. 1).",
+        float | None,
+        None,
+        "Throughput SLO: input + output tokens per second (Eq. 1); optional when a latency"
+        " SLO (ttft_slo, tpot_slo, e2e_slo) is given.",
         "tokens/s",
+        {"gt": 0},
+    ),
+    FieldSpec(
+        "ttft_slo",
+        float | None,
+        None,
+        "Time to first token of every request of a batch (the batch's prefill).",
+        "s",
+        {"gt": 0},
+    ),
+    FieldSpec(
+        "tpot_slo",
+        float | None,
+        None,
+        "Time per output token of a request (one decode step).",
+        "s",
+        {"gt": 0},
+    ),
+    FieldSpec(
+        "e2e_slo",
+        float | None,
+        None,
+        "End-to-end time of a batch (prefill + every decode step).",
+        "s",
         {"gt": 0},
     ),
     FieldSpec(
@@ -236,3 +261,25 @@ BY_NAME: dict[str, FieldSpec] = {f.name: f for f in FIELDS}
 def flag_of(name: str) -> str:
     """The command-line flag of field ``name`` (``max_price`` -> ``--max-price``)."""
     return "--" + name.replace("_", "-")
+
+
+def markdown_table() -> str:
+    """The fields as the README's Markdown table (``python -m infersave.solver.fields``)."""
+    rows = ["| option | default | unit | meaning |", "|---|---|---|---|"]
+    for f in FIELDS:
+        if f.required:
+            shown = "required"
+        elif f.default is None:
+            shown = "none"
+        elif f.default is False:
+            shown = "off"
+        elif isinstance(f.default, tuple):
+            shown = ",".join(str(x) for x in f.default)
+        else:
+            shown = str(f.default)
+        rows.append(f"| `{f.flag}` | {shown} | {f.unit} | {f.help.replace('|', '/')} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")

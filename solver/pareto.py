@@ -66,7 +66,7 @@ class ParetoResult(_Frozen):
     scenario: Scenario
     points: list[ParetoPoint]
     result: SolveResult
-    slo_tps: float
+    slo_tps: float | None
     max_price: float | None
     cap_line: list[CapPoint]
 
@@ -166,7 +166,7 @@ def pareto(scenario: Scenario) -> ParetoResult:
         )
     cap_line: list[CapPoint] = []
     if scenario.max_price is not None:
-        xs = [scenario.slo_tps, *(p.tps for p in points)]
+        xs = [*([scenario.slo_tps] if scenario.slo_tps else []), *(p.tps for p in points)] or [1.0]
         cap_line = _cap_line(t, 0.8 * min(xs), 1.25 * max(xs), scenario.max_price)
     return ParetoResult(
         scenario=scenario,

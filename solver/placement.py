@@ -163,16 +163,15 @@ def select_instances(p: Placement) -> tuple[Instance, ...]:
             rows = tuple(i for i in rows if regions is None or i.region in regions)
         else:
             names = providers_of(p)
-            rows = catalog.instances_for(names)
             if regions is not None:
-                offered = sorted({i.region for i in rows})
+                offered = sorted(set().union(*(catalog.provider_regions(n) for n in names)))
                 for r in regions:
                     if r not in offered:
                         raise InputError(
                             f"region: unknown region {r!r} for providers {', '.join(names)}"
                             f"{_closest(r, offered)} (list them: infersave instances --regions)"
                         )
-                rows = tuple(i for i in rows if i.region in regions)
+            rows = catalog.instances_for(names, regions)
         if p.prices:
             from infersave.catalog.prices import apply_price_overrides
 

@@ -135,8 +135,20 @@ def check_context_window(model: LLM, input_len: int, output_len: int) -> None:
 
 def workload_of(s: Scenario) -> Workload:
     """The formulations' view of a scenario's workload."""
-    cap = float("inf") if s.max_price is None else s.max_price
-    return Workload(s.input_len, s.output_len, s.requests, s.slo_tps, cap)
+
+    def given(x: float | None) -> float:
+        return float("inf") if x is None else float(x)
+
+    return Workload(
+        s.input_len,
+        s.output_len,
+        s.requests,
+        given(s.slo_tps),
+        given(s.max_price),
+        given(s.ttft_slo),
+        given(s.tpot_slo),
+        given(s.e2e_slo),
+    )
 
 
 @dataclass(frozen=True)

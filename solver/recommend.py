@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from infersave.formulations import constraints
 from infersave.formulations.candidates import CandidateTable
 from infersave.solver import ranking, registry
 from infersave.solver.prepare import Prepared, prepare
@@ -59,14 +60,40 @@ def closest_miss(table: CandidateTable) -> str:
             " or lower the batch size"
         )
     idx = np.flatnonzero(fits)
-    k = int(idx[np.argmax(table.tps[idx])])
-    inst = table.inst.instances[int(table.instance_idx[k])]
     raise_cap = "raise max_price or " if capped else ""
+    slos = [
+        c
+        for c in table.constraints
+        if c.kind in ("slo", "latency") and np.isfinite(constraints.limit(c, w))
+    ]
+    # the candidate that misses the SLOs by the least (largest shortfall relative to its SLO)
+    rel = np.maximum.reduce(
+        [np.maximum(-table.slack[c.name][idx], 0.0) / constraints.limit(c, w) for c in slos]
+    )
+    k = int(idx[np.argmin(rel)])
+    inst = table.inst.instances[int(table.instance_idx[k])]
+    where = (
+        f"{inst.instance_type}, batch {int(table.batch_size[k])},"
+        f" offload {table.offload_ratio[k]:.2f}"
+    )
+    missed = [c for c in slos if table.slack[c.name][k] < 0]
+    if [c.name for c in missed] == ["tps_slo"]:
+        return (
+            f"the best TPS reachable {cap} is {table.tps[int(idx[np.argmax(table.tps[idx])])]:.1f}"
+            f" ({where}), below the SLO of {w.slo_tps:g} TPS: {raise_cap}lower slo_tps"
+        )
+    parts = []
+    for c in missed:
+        limit = constraints.limit(c, w)
+        if c.name == "tps_slo":
+            parts.append(f"TPS {table.tps[k]:.1f} < {limit:g}")
+        else:
+            value = limit - table.slack[c.name][k]
+            parts.append(f"{c.name.removesuffix('_slo').upper()} {value:.3g} s > {limit:g} s")
+    names = " or ".join(c.name for c in missed)
     return (
-        f"the best TPS reachable {cap} is {table.tps[k]:.1f}"
-        f" ({inst.instance_type}, batch {int(table.batch_size[k])},"
-        f" offload {table.offload_ratio[k]:.2f}), below the SLO of {w.slo_tps:g} TPS:"
-        f" {raise_cap}lower slo_tps"
+        f"no configuration {cap} meets every SLO; closest: {where} ({', '.join(parts)}):"
+        f" {raise_cap}relax {names}, or shorten the sequences"
     )
 
 

@@ -54,6 +54,8 @@ class Record(_Frozen):
     prefill_s: float
     decode_s: float
     e2e_s: float
+    ttft_s: float
+    tpot_s: float
     task_hours: float
     billed_hours: float
     price_per_hour: float
@@ -119,12 +121,16 @@ def make_record(table: CandidateTable, k: int, calibration_name: str) -> Record:
         prefill_s=float(table.prefill_s[k]),
         decode_s=float(table.decode_s[k]),
         e2e_s=float(table.e2e_s[k]),
+        ttft_s=float(table.ttft_s[k]),
+        tpot_s=float(table.tpot_s[k]),
         task_hours=float(table.task_hours[k]),
         billed_hours=float(table.billed_hours[k]),
         price_per_hour=float(table.price_per_hour[k]),
         total_cost_usd=float(table.total_cost_usd[k]),
         cost_efficiency=float(table.cost_efficiency[k]),
-        meets_slo=bool(table.ok["tps_slo"][k]),
+        meets_slo=all(
+            bool(table.ok[c.name][k]) for c in table.constraints if c.kind in ("slo", "latency")
+        ),
         calibration=calibration_name if table.inst.calibrated[i] else "uncalibrated",
         memory=Memory(
             weights_bytes=int(table.weights_bytes),

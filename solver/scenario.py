@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from infersave.formulations.options import ModelOptions
 from infersave.solver.fields import (
@@ -45,6 +52,16 @@ class _ScenarioBase(BaseModel):
         if len(sizes) > MAX_BATCH_SIZES:
             raise ValueError(f"at most {MAX_BATCH_SIZES} batch sizes, got {len(sizes)}")
         return sizes
+
+    @model_validator(mode="after")
+    def _some_slo(self) -> Any:
+        f: Any = self
+        if all(getattr(f, n) is None for n in ("slo_tps", "ttft_slo", "tpot_slo", "e2e_slo")):
+            raise ValueError(
+                "slo_tps: give a throughput SLO (slo_tps) or a latency SLO (ttft_slo, tpot_slo,"
+                " e2e_slo)"
+            )
+        return self
 
     @property
     def searched_batch_sizes(self) -> tuple[int, ...]:
@@ -94,10 +111,12 @@ def describe_validation_error(exc: Exception) -> str:
     errors = getattr(exc, "errors", None)
     if callable(errors):
         first = errors()[0]
-        loc = ".".join(str(p) for p in first.get("loc", ())) or "input"
-        msg = first.get("msg", str(exc))
+        loc = ".".join(str(p) for p in first.get("loc", ()))
+        msg = str(first.get("msg", str(exc))).removeprefix("Value error, ")
         value = first.get("input")
         shown = f" (got {value!r})" if value is not None and not isinstance(value, dict) else ""
+        if not loc:  # a check across fields names its field itself
+            return msg
         return f"{loc}: {msg}{shown}"
     return str(exc)
 

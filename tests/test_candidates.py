@@ -170,4 +170,7 @@ def test_feasible_is_conjunction_of_named_constraints(exact_options: ModelOption
         "host_memory",
         "price_cap",
         "tps_slo",
+        "ttft_slo",
+        "tpot_slo",
+        "e2e_slo",
     }
