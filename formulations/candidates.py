@@ -59,6 +59,7 @@ class InstanceArrays:
     ctcf: np.ndarray  # (I, 4): alpha_p, beta_p, alpha_d, beta_d
     calibrated: np.ndarray  # bool: a calibration entry applied to this GPU
     labels: tuple[str, ...] = ()  # unique identifier per instance (model variable names)
+    dtype_supported: np.ndarray | None = None  # bool: tensor cores for options.dtype
 
 
 def instance_labels(instances: Sequence[Instance]) -> tuple[str, ...]:
@@ -116,6 +117,7 @@ def instance_arrays(
     pcie = np.empty(n)
     coef = np.tile(np.array([1.0, 0.0, 1.0, 0.0]), (n, 1))
     calibrated = np.zeros(n, dtype=bool)
+    supported = np.ones(n, dtype=bool)
     paper = options.formulas == "paper"
     for i, inst in enumerate(instances):
         if inst.gpu is None or inst.gpu not in gpus:
@@ -137,7 +139,10 @@ def instance_arrays(
         elif p is None:
             raise ValueError(f"{inst.instance_type} ({inst.region}) has no {options.pricing} price")
         price[i] = p
-        tflops = gpu.fp32_tflops if (paper and gpu.fp32_tflops) else gpu.fp16_dense_tflops
+        # the tensor peak of the dtype computed in (datasheet); None: no tensor cores for it
+        peak = gpu.dtype_tflops(options.compute_dtype)
+        supported[i] = peak is not None or not gpu.is_nvidia or paper
+        tflops = gpu.fp32_tflops if (paper and gpu.fp32_tflops) else peak or gpu.fp16_dense_tflops
         flops[i] = tflops * 1e12
         mbw[i] = gpu.memory_bandwidth_gbs * 1e9
         if gpu.pcie_bandwidth_gbs is None:
@@ -163,6 +168,7 @@ def instance_arrays(
         coef,
         calibrated,
         instance_labels(instances),
+        supported,
     )
 
 
@@ -290,6 +296,10 @@ def _evaluate(
     hmem = per_inst(inst.host_memory_bytes)
     used = w + act + (1.0 - c) * kv
     slack = constraints.memory_slacks(options, w, act, kv, kv_layer, c, used, gmem, hmem)
+    ok_dtype = inst.dtype_supported
+    if ok_dtype is None:
+        ok_dtype = np.ones(len(inst.instances), dtype=bool)
+    slack = {"dtype_support": per_inst(np.where(ok_dtype, 0.0, -1.0)), **slack}
 
     lt = time_model.layer_times(
         model,

@@ -9,6 +9,8 @@ problems and ``batch``. None of them re-derives a constraint.
 ==================================  ======  ========  ==============================  ===========
 column (model row)                  sense   slack in  slack                           paper
 ==================================  ======  ========  ==============================  ===========
+``dtype_support``                   >=      GPU       supported (0) or not (-1)       (ours)
+(``dtype_supported``)
 ``weights_fit``                     <=      bytes     GPU memory - weights            Alg. 1 l.10
 ``memory_feasibility``              <=      bytes     GPU memory - used               Alg. 1 l.6
 ``per_layer_kv``                    <=      bytes     free - one layer's KV (C_off>0) Alg. 1 l.15
@@ -32,13 +34,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from infersave.formulations.options import ModelOptions
 
-Kind = Literal["memory", "price", "slo", "latency"]
+Kind = Literal["hardware", "memory", "price", "slo", "latency"]
 Sense = Literal["<=", ">="]
 
 
@@ -66,6 +68,16 @@ class Constraint:
 
 
 CONSTRAINTS: tuple[Constraint, ...] = (
+    Constraint(
+        "dtype_support",
+        "dtype_supported",
+        ">=",
+        "GPU",
+        "hardware",
+        "ours: the GPU has tensor cores for the dtype (datasheet)",
+        "the GPU has no tensor-core support for the dtype (FP8: Ada/Hopper and later; INT8:"
+        " Turing and later; BF16: Ampere and later)",
+    ),
     Constraint(
         "weights_fit",
         "weights_fit",
@@ -198,12 +210,14 @@ def memory_slacks(
     return out
 
 
-def limit(c: Constraint, workload: object) -> float:
+def limit(c: Constraint, workload: Any) -> float:
     """The right-hand side of ``c``'s row: 0 for memory (value = excess), P_max ($/h) for the
     price cap, TPS_SLO (tokens/s), or the latency SLO (s) of the same name. An infinite limit
     means the constraint is not asked for (no cap, no SLO): models leave its row out."""
     if c.kind == "price":
         return float(workload.max_price)
+    if c.kind == "hardware":
+        return 1.0  # the instance supports it (1) or not (0)
     if c.kind in ("slo", "latency"):
         return float(getattr(workload, WORKLOAD_FIELD[c.name]))
     return 0.0

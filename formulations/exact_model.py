@@ -273,7 +273,7 @@ def _rows(enc: Encoding, integer: bool) -> list[Row]:
         value = constraints.row_values(c, t.slack[c.name][k], rhs)
         ok = t.ok[c.name][k]
         over: Literal["candidate", "instance"] = "candidate"
-        if c.kind == "price":  # instance i's price: at its first kept candidate (instance-major)
+        if c.kind in ("price", "hardware"):  # per instance: at its first kept candidate
             first = np.searchsorted(enc.instance_of, enc.instances)
             value, ok, over = value[first], ok[first], "instance"
         if integer:
@@ -289,6 +289,7 @@ def _rows(enc: Encoding, integer: bool) -> list[Row]:
 _UNITS: dict[str, dict[bool, tuple[float, float, str]]] = {
     # kind: {integer: (scale from the slack's unit, guard margin, row unit)}
     "memory": {False: (1.0 / GIB, 2**-10, "GiB"), True: (1.0 / 1024.0, 1.0, "KiB")},
+    "hardware": {False: (1.0, 0.5, "supported"), True: (1.0, 1.0, "supported")},
     "price": {False: (1.0, 1e-6, "$/h"), True: (1e6, 1.0, "micro-$/h")},
     "slo": {False: (1.0, 1e-4, "tokens/s"), True: (1000.0, 1.0, "milli-tokens/s")},
     "latency": {False: (1.0, 1e-9, "s"), True: (1e6, 1.0, "microseconds")},

@@ -63,6 +63,12 @@ class ModelOptions:
     pricing: Pricing = "on-demand"
 
     @property
+    def compute_dtype(self) -> str:
+        """The type the tensor cores compute in for ``dtype``: fp8 and int8 (W8A8) in their own
+        type, fp32 without tensor cores, everything else in fp16."""
+        return self.dtype if self.dtype in ("fp32", "bf16", "fp8", "int8") else "fp16"
+
+    @property
     def bytes_per_param(self) -> int:
         """Bytes per parameter/KV element of ``dtype``."""
         return DTYPE_BYTES[self.dtype]

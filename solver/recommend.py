@@ -34,6 +34,13 @@ def closest_miss(table: CandidateTable) -> str:
             f"no instance costs at most ${w.max_price:g}/h; the cheapest is {inst.instance_type}"
             f" at ${table.inst.price_per_hour[i]:.4g}/h: raise max_price"
         )
+    price_ok = price_ok & table.ok["dtype_support"]
+    if not price_ok.any():
+        raise_cap = "raise max_price or " if capped else ""
+        return (
+            f"no GPU {cap} has tensor cores for {table.options.dtype} (fp8: Ada/Hopper and later,"
+            f" int8: Turing and later, bf16: Ampere and later): {raise_cap}choose another dtype"
+        )
     fits = table.memory_ok & price_ok
     if not fits.any():
         mem = [c.name for c in table.constraints if c.kind == "memory"]

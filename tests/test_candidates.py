@@ -164,6 +164,7 @@ def test_feasible_is_conjunction_of_named_constraints(exact_options: ModelOption
     both = np.logical_and.reduce(list(t.ok.values()))
     assert (t.feasible == both).all()
     assert set(t.ok) == {
+        "dtype_support",
         "weights_fit",
         "memory_feasibility",
         "per_layer_kv",
