@@ -8,8 +8,10 @@ batch size ``b`` and offload level ``c``; every array has shape ``(N,) = (I * B 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -211,16 +213,41 @@ class Workloads:
         return int(self.input_len.shape[0])
 
 
+def _per_inst(a: np.ndarray) -> np.ndarray:
+    """Per-instance values along axis 1 of ``(W, I, B, C)`` (trailing axes kept)."""
+    return a.reshape((1, -1, 1, 1, *a.shape[1:]))
+
+
+def _memory(
+    model: LLM, wl: Workloads, b: np.ndarray, c: np.ndarray, options: ModelOptions
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Weights, KV cache, activations, one layer's KV and used GPU bytes per replica at batch
+    sizes ``b`` and offload levels ``c`` (shaped to broadcast to ``(W, I, B, C)``). Shared by
+    :func:`_evaluate` and :func:`memory_levels`, so both see the same bytes."""
+    lin = wl.input_len.reshape(-1, 1, 1, 1)
+    lout = wl.output_len.reshape(-1, 1, 1, 1)
+    nbytes = options.bytes_per_param
+    w = float(memory_model.weights_bytes(model, nbytes))
+    kv = memory_model.kv_cache_bytes(model, b, lin, lout, nbytes, options.formulas)
+    act = memory_model.activation_bytes(model, b, lin, lout, nbytes)
+    kv_layer = kv / model.num_hidden_layers
+    used = w + act + (1.0 - c) * kv
+    return w, kv, act, kv_layer, used
+
+
 def _evaluate(
     model: LLM,
     wl: Workloads,
     inst: InstanceArrays,
     bs: np.ndarray,
-    lv: np.ndarray,
+    c: np.ndarray,
     options: ModelOptions,
 ) -> tuple[float, dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """The per-candidate math of :func:`build_table`, broadcast over workloads.
 
+    ``c`` holds the offload levels shaped to broadcast to ``(W, I, B, C)``: the grid as
+    ``(1, 1, 1, C)`` for full tables, or one level per (workload, instance, batch size) as
+    ``(W, I, B, 1)`` when :func:`build_tables` keeps one level per (instance, batch size).
     Every returned array broadcasts to ``(W, I, B, C)`` (workload, instance, batch size, offload
     level) and has size 1 along the axes it does not depend on, so that one workload
     (:func:`build_table`) and many (:func:`build_tables`) run the very same operations in the
@@ -228,24 +255,15 @@ def _evaluate(
     """
     n_w = len(wl)
     b = bs.reshape(1, 1, -1, 1)
-    c = lv.reshape(1, 1, 1, -1)
-
-    def per_inst(a: np.ndarray) -> np.ndarray:
-        return a.reshape((1, -1, 1, 1, *a.shape[1:]))
+    per_inst = _per_inst
 
     def per_wl(a: np.ndarray) -> np.ndarray:
         return a.reshape(n_w, 1, 1, 1)
 
     lin, lout = per_wl(wl.input_len), per_wl(wl.output_len)
-    nbytes = options.bytes_per_param
-
-    w = float(memory_model.weights_bytes(model, nbytes))
-    kv = memory_model.kv_cache_bytes(model, b, lin, lout, nbytes, options.formulas)
-    act = memory_model.activation_bytes(model, b, lin, lout, nbytes)
-    kv_layer = kv / model.num_hidden_layers
+    w, kv, act, kv_layer, used = _memory(model, wl, b, c, options)
     gmem = per_inst(inst.gpu_memory_bytes)
     hmem = per_inst(inst.host_memory_bytes)
-    used = w + act + (1.0 - c) * kv
     slack = constraints.memory_slacks(options, w, act, kv, kv_layer, c, used, gmem, hmem)
 
     lt = time_model.layer_times(
@@ -283,7 +301,7 @@ def _evaluate(
     slack["price_cap"] = per_wl(wl.max_price) - price
     slack["tps_slo"] = tps - per_wl(wl.slo_tps)
     ok = {name: v >= 0 for name, v in slack.items()}
-    ok["feasible"] = np.logical_and.reduce(np.broadcast_arrays(*ok.values()))
+    ok["feasible"] = functools.reduce(np.logical_and, ok.values())
     n_i = len(inst.instances)
     fields = {
         "instance_idx": np.arange(n_i).reshape(1, -1, 1, 1),
@@ -329,7 +347,9 @@ class TableBatch:
 
     ``arrays`` and ``ok`` hold shape ``(W, N)`` for what depends on the workload and ``(N,)``
     for what does not; :meth:`table` gives workload ``w``'s :class:`CandidateTable` (views, no
-    copy), equal to what :func:`build_table` returns for that workload alone.
+    copy), equal to what :func:`build_table` returns for that workload alone. Unless ``keep``
+    is ``all``, the batch keeps one candidate per (instance, batch size) (``N = I x B``, see
+    :func:`build_tables`) and its tables hold those candidates only.
     """
 
     workloads: tuple[Workload, ...]
@@ -342,6 +362,7 @@ class TableBatch:
     arrays: dict[str, np.ndarray]
     slack: dict[str, np.ndarray]
     ok: dict[str, np.ndarray]
+    keep: Keep = "all"
 
     def __len__(self) -> int:
         return len(self.workloads)
@@ -366,6 +387,56 @@ class TableBatch:
         )
 
 
+Keep = Literal["all", "fitting", "closest"]
+"""Which candidates :func:`build_tables` keeps: ``all`` (the grid); ``fitting``, one per
+(instance, batch size) at its smallest fitting offload level (the dominant one, see
+:func:`build_tables`); ``closest``, one per (instance, batch size) at its level of least memory
+shortfall (what the closest miss reports when nothing fits)."""
+
+
+def memory_levels(
+    model: LLM,
+    wl: Workloads,
+    inst: InstanceArrays,
+    bs: np.ndarray,
+    lv: np.ndarray,
+    options: ModelOptions,
+    keep: Keep,
+) -> np.ndarray:
+    """Per (workload, instance, batch size): an index into ``lv``, shape ``(W, I, B)``.
+
+    ``keep="fitting"``: the smallest level at which every active memory constraint holds
+    (:func:`.constraints.memory_slacks`, the very slacks of the full table), or -1 where no
+    level fits. ``keep="closest"``: the level with the least shortfall, the largest of the
+    memory constraints' ``-slack`` (the first of equal ones), as the closest miss ranks them.
+
+    Memory depends on an instance only through its (GPU memory, host memory) pair, so the
+    ``(W, I, B, C)`` grid is evaluated on the distinct pairs (27 for 48 instances on us-east-1)
+    and spread to the instances.
+    """
+    pairs, inverse = np.unique(
+        np.column_stack([inst.gpu_memory_bytes, inst.host_memory_bytes]),
+        axis=0,
+        return_inverse=True,
+    )
+    b = bs.reshape(1, 1, -1, 1)
+    c = lv.reshape(1, 1, 1, -1)
+    w, kv, act, kv_layer, used = _memory(model, wl, b, c, options)
+    slack = constraints.memory_slacks(
+        options, w, act, kv, kv_layer, c, used, _per_inst(pairs[:, 0]), _per_inst(pairs[:, 1])
+    )
+    shape = (len(wl), len(pairs), bs.size, lv.size)
+    if keep == "closest":
+        short = functools.reduce(np.maximum, (-v for v in slack.values()))
+        best = np.broadcast_to(short, shape).argmin(axis=-1)
+    else:
+        fits = functools.reduce(np.logical_and, (v >= 0 for v in slack.values()))
+        fits = np.broadcast_to(fits, shape)
+        best = fits.argmax(axis=-1)
+        best[~fits.any(axis=-1)] = -1
+    return best[:, inverse.reshape(-1), :]
+
+
 def build_tables(
     model: LLM,
     workloads: Sequence[Workload],
@@ -373,11 +444,23 @@ def build_tables(
     batch_sizes: Sequence[int] | np.ndarray,
     levels: np.ndarray,
     options: ModelOptions,
+    keep: Keep = "all",
 ) -> TableBatch:
     """Evaluate every candidate for each of ``workloads`` at once (one vectorized pass).
 
     Memory is ``O(W x N)`` floats for ``N`` candidates: callers chunk large workload lists.
     Workload ``w``'s table equals ``build_table(model, workloads[w], ...)`` bit for bit.
+
+    ``keep="fitting"`` keeps one candidate per (instance, batch size), ``N = I x B``: the one
+    at its smallest fitting offload level (:func:`memory_levels`; level 0 where none fits,
+    which then fails a memory constraint), so ``offload_ratio`` varies per workload. Every
+    value of a kept candidate equals the full table's bit for bit. A larger offload never
+    raises TPS nor lowers the cost, so the kept candidate dominates the other levels of its
+    (instance, batch size) in the ranking order, and it is feasible whenever any of them is:
+    the best feasible candidate, the best of each instance and the Max-Performance candidate
+    are all kept (the argument is in :mod:`infersave.solver.batch`). ``keep="closest"`` keeps
+    the level of least memory shortfall instead: enough for the closest miss when nothing
+    fits. The feasible count needs the full table.
 
     Raises:
         ValueError: if ``workloads`` is empty.
@@ -387,8 +470,14 @@ def build_tables(
     bs = np.asarray(batch_sizes, dtype=np.float64)
     lv = np.asarray(levels, dtype=np.float64)
     wl = Workloads.of(workloads)
-    w, fields, slack, ok = _evaluate(model, wl, inst, bs, lv, options)
-    shape = (len(wl), len(inst.instances), bs.size, lv.size)
+    if keep == "all":
+        c = lv.reshape(1, 1, 1, -1)
+        shape = (len(wl), len(inst.instances), bs.size, lv.size)
+    else:
+        at = memory_levels(model, wl, inst, bs, lv, options, keep)
+        c = lv[np.maximum(at, 0)][..., None]
+        shape = (len(wl), len(inst.instances), bs.size, 1)
+    w, fields, slack, ok = _evaluate(model, wl, inst, bs, c, options)
     return TableBatch(
         workloads=tuple(workloads),
         options=options,
@@ -400,6 +489,7 @@ def build_tables(
         arrays={name: _flatten(a, shape) for name, a in fields.items()},
         slack={name: _flatten(a, shape) for name, a in slack.items()},
         ok={name: _flatten(a, shape) for name, a in ok.items()},
+        keep=keep,
     )
 
 

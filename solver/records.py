@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
@@ -137,3 +137,79 @@ def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[name] = value
     return out
+
+
+class RecordRow(NamedTuple):
+    """A :class:`Record` as a plain tuple (the batch path builds thousands of them from arrays;
+    pydantic only at the edges): the fields of :class:`Record` in order, with those of
+    :class:`Memory` flattened at the end. :meth:`as_dict` equals ``Record.model_dump()``."""
+
+    instance_type: str
+    provider: str
+    region: str
+    gpu: str
+    gpu_count: float
+    batch_size: int
+    offload_ratio: float
+    tps: float
+    output_tps: float
+    prefill_s: float
+    decode_s: float
+    e2e_s: float
+    task_hours: float
+    billed_hours: float
+    price_per_hour: float
+    total_cost_usd: float
+    cost_efficiency: float
+    meets_slo: bool
+    calibration: str
+    weights_bytes: int
+    kv_cache_bytes: int
+    activation_bytes: int
+    gpu_memory_bytes: int
+    host_memory_bytes: int
+
+    @classmethod
+    def of(cls, record: Record) -> RecordRow:
+        """The row of a :class:`Record`."""
+        d = record.model_dump()
+        memory = d.pop("memory")
+        return cls(*d.values(), *memory.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        """Nested like ``Record.model_dump()`` (``memory`` a dict of the memory fields)."""
+        d = dict(zip(_RECORD_TOP, self[:_N_TOP], strict=True))
+        d["memory"] = dict(zip(_MEMORY_FIELDS, self[_N_TOP:], strict=True))
+        return d
+
+    def to_record(self) -> Record:
+        """The pydantic :class:`Record` (validated)."""
+        return Record(**self.as_dict())
+
+
+_MEMORY_FIELDS: tuple[str, ...] = tuple(Memory.model_fields)
+_RECORD_TOP: tuple[str, ...] = tuple(f for f in Record.model_fields if f != "memory")
+_N_TOP = len(_RECORD_TOP)
+
+
+class BatchResult(NamedTuple):
+    """What a batch output row prints of a result: status, message, the recommendation and
+    the Max-Performance baseline (no alternatives, no scenario: the caller has it)."""
+
+    status: str
+    message: str
+    recommendation: RecordRow | None
+    baseline: RecordRow | None
+    savings_pct: float | None
+
+    @classmethod
+    def of(cls, result: SolveResult) -> BatchResult:
+        """The printed part of a :class:`SolveResult`."""
+        rec, base = result.recommendation, result.baseline.max_performance
+        return cls(
+            result.status,
+            result.message,
+            RecordRow.of(rec) if rec is not None else None,
+            RecordRow.of(base) if base is not None else None,
+            result.baseline.savings_pct,
+        )

@@ -438,7 +438,7 @@ def test_cli_exception_while_writing_leaves_no_output(
 ) -> None:
     out = tmp_path / "out.jsonl"
 
-    def broken_rows(rows: Any, fmt: str) -> Any:
+    def broken_rows(rows: Any, fmt: str, *args: Any, **kwargs: Any) -> Any:
         yield "{}\n"
         raise OSError(28, "No space left on device")
 
