@@ -8,8 +8,9 @@ batch size ``b`` and offload level ``c``; every array has shape ``(N,) = (I * B 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -219,13 +220,17 @@ def _per_inst(a: np.ndarray) -> np.ndarray:
 
 
 def _memory(
-    model: LLM, wl: Workloads, b: np.ndarray, c: np.ndarray, options: ModelOptions
+    model: LLM,
+    lin: np.ndarray,
+    lout: np.ndarray,
+    b: np.ndarray,
+    c: np.ndarray,
+    options: ModelOptions,
 ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Weights, KV cache, activations, one layer's KV and used GPU bytes per replica at batch
-    sizes ``b`` and offload levels ``c`` (shaped to broadcast to ``(W, I, B, C)``). Shared by
-    :func:`_evaluate` and :func:`memory_levels`, so both see the same bytes."""
-    lin = wl.input_len.reshape(-1, 1, 1, 1)
-    lout = wl.output_len.reshape(-1, 1, 1, 1)
+    """Weights, KV cache, activations, one layer's KV and used GPU bytes per replica for
+    lengths ``lin``, ``lout``, batch sizes ``b`` and offload levels ``c`` (shaped to broadcast
+    together). Shared by :func:`_evaluate` and :func:`memory_levels`, so all see the same bytes.
+    The lengths enter only as ``lin + lout`` (exact for integer token counts)."""
     nbytes = options.bytes_per_param
     w = float(memory_model.weights_bytes(model, nbytes))
     kv = memory_model.kv_cache_bytes(model, b, lin, lout, nbytes, options.formulas)
@@ -261,7 +266,7 @@ def _evaluate(
         return a.reshape(n_w, 1, 1, 1)
 
     lin, lout = per_wl(wl.input_len), per_wl(wl.output_len)
-    w, kv, act, kv_layer, used = _memory(model, wl, b, c, options)
+    w, kv, act, kv_layer, used = _memory(model, lin, lout, b, c, options)
     gmem = per_inst(inst.gpu_memory_bytes)
     hmem = per_inst(inst.host_memory_bytes)
     slack = constraints.memory_slacks(options, w, act, kv, kv_layer, c, used, gmem, hmem)
@@ -337,6 +342,34 @@ def _flatten(a: np.ndarray, shape: tuple[int, int, int, int]) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(a, shape)).reshape(n_w, -1)
 
 
+class _Flat(Mapping[str, np.ndarray]):
+    """Broadcast-shaped arrays seen through :func:`_flatten`, each flattened (copied) on first
+    use only: a batch reads a few columns in full and the rest at a few candidates."""
+
+    def __init__(self, raw: Mapping[str, np.ndarray], shape: tuple[int, int, int, int]):
+        self._raw = dict(raw)
+        self._shape = shape
+        self._done: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        out = self._done.get(name)
+        if out is None:
+            out = self._done[name] = _flatten(self._raw[name], self._shape)
+        return out
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def rows(self, ws: np.ndarray) -> _Flat:
+        """The same arrays for workloads ``ws`` only (a workload-independent array as is)."""
+        n_w = self._shape[0]
+        raw = {k: a[ws] if a.shape[0] == n_w > 1 else a for k, a in self._raw.items()}
+        return _Flat(raw, (len(ws), *self._shape[1:]))
+
+
 def _row(a: np.ndarray, w: int) -> np.ndarray:
     return a[w] if a.ndim == 2 else a
 
@@ -359,13 +392,29 @@ class TableBatch:
     batch_sizes: np.ndarray
     levels: np.ndarray
     weights_bytes: float
-    arrays: dict[str, np.ndarray]
-    slack: dict[str, np.ndarray]
-    ok: dict[str, np.ndarray]
+    arrays: Mapping[str, np.ndarray]
+    slack: Mapping[str, np.ndarray]
+    ok: Mapping[str, np.ndarray]
     keep: Keep = "all"
 
     def __len__(self) -> int:
         return len(self.workloads)
+
+    def rows(self, ws: Sequence[int] | np.ndarray) -> TableBatch:
+        """The batch of workloads ``ws`` only (for the tables of a few of many workloads: only
+        their rows are flattened)."""
+        ws = np.asarray(ws, dtype=np.intp)
+        flat = (self.arrays, self.slack, self.ok)
+        if not all(isinstance(m, _Flat) for m in flat):
+            raise TypeError("rows() needs the arrays build_tables makes")
+        arrays, slack, ok = (m.rows(ws) for m in flat)  # type: ignore[attr-defined]
+        return dataclasses.replace(
+            self,
+            workloads=tuple(self.workloads[w] for w in ws.tolist()),
+            arrays=arrays,
+            slack=slack,
+            ok=ok,
+        )
 
     def table(self, w: int) -> CandidateTable:
         """The candidate table of workload ``w``."""
@@ -394,6 +443,75 @@ Keep = Literal["all", "fitting", "closest"]
 shortfall (what the closest miss reports when nothing fits)."""
 
 
+def _memory_pairs(inst: InstanceArrays) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct (GPU memory, host memory) pairs of ``inst`` as ``(gpu, host, inverse)``:
+    memory depends on an instance through them only (27 pairs for 48 instances on
+    us-east-1); ``inverse[i]`` is instance ``i``'s pair."""
+    pairs, inverse = np.unique(
+        np.column_stack([inst.gpu_memory_bytes, inst.host_memory_bytes]),
+        axis=0,
+        return_inverse=True,
+    )
+    return pairs[:, 0], pairs[:, 1], inverse.reshape(-1)
+
+
+def _memory_slacks(
+    model: LLM,
+    lin: np.ndarray,
+    lout: np.ndarray,
+    b: np.ndarray,
+    c: np.ndarray,
+    gmem: np.ndarray,
+    hmem: np.ndarray,
+    options: ModelOptions,
+) -> dict[str, np.ndarray]:
+    w, kv, act, kv_layer, used = _memory(model, lin, lout, b, c, options)
+    return constraints.memory_slacks(options, w, act, kv, kv_layer, c, used, gmem, hmem)
+
+
+def _fits(slack: Mapping[str, np.ndarray]) -> np.ndarray:
+    return functools.reduce(np.logical_and, (v >= 0 for v in slack.values()))
+
+
+_THRESHOLDS: dict[tuple[object, ...], tuple[np.ndarray, object, object]] = {}
+"""Cache of :func:`_fit_thresholds` (the model and instances are kept with each entry, so the
+ids in its key stay theirs)."""
+
+
+def _fit_thresholds(
+    model: LLM, inst: InstanceArrays, bs: np.ndarray, lv: np.ndarray, options: ModelOptions,
+    bound: int,
+) -> np.ndarray:  # fmt: skip
+    """Per (memory pair, batch size, offload level): the largest token count T = L_in + L_out
+    in ``[0, bound)`` at which every memory constraint holds, -1 if none; shape (P, B, C).
+
+    Every memory slack is non-increasing in T as computed: T enters the KV cache and the
+    activations as a product with positive factors, and ``used``, ``free``, the per-layer and
+    host slacks add, subtract from a constant or scale those (IEEE rounding is monotone). So
+    the constraints hold exactly for ``T <= threshold``, which a bisection finds on the very
+    slack formulas, evaluated at ``L_in = T``, ``L_out = 0``."""
+    key = (id(model), id(inst), bs.tobytes(), lv.tobytes(), options, bound)
+    hit = _THRESHOLDS.get(key)
+    if hit is not None:
+        return hit[0]
+    gmem, hmem, _ = _memory_pairs(inst)
+    shape = (1, gmem.size, bs.size, lv.size)
+    b, c = bs.reshape(1, 1, -1, 1), lv.reshape(1, 1, 1, -1)
+    gmem, hmem = _per_inst(gmem), _per_inst(hmem)
+    lo = np.full(shape, -1, dtype=np.int64)  # holds at lo (or lo = -1)
+    hi = np.full(shape, bound, dtype=np.int64)  # fails at hi (or hi = bound)
+    zero = np.zeros(shape)
+    while (hi - lo > 1).any():
+        mid = (lo + hi) // 2
+        ok = _fits(_memory_slacks(model, mid.astype(np.float64), zero, b, c, gmem, hmem, options))
+        lo = np.where(ok, mid, lo)
+        hi = np.where(ok, hi, mid)
+    if len(_THRESHOLDS) >= 256:
+        _THRESHOLDS.pop(next(iter(_THRESHOLDS)))
+    _THRESHOLDS[key] = (lo[0], model, inst)
+    return lo[0]
+
+
 def memory_levels(
     model: LLM,
     wl: Workloads,
@@ -410,31 +528,44 @@ def memory_levels(
     level fits. ``keep="closest"``: the level with the least shortfall, the largest of the
     memory constraints' ``-slack`` (the first of equal ones), as the closest miss ranks them.
 
-    Memory depends on an instance only through its (GPU memory, host memory) pair, so the
-    ``(W, I, B, C)`` grid is evaluated on the distinct pairs (27 for 48 instances on us-east-1)
-    and spread to the instances.
+    Memory depends on an instance only through its (GPU memory, host memory) pair and on a
+    workload only through T = L_in + L_out. For ``fitting``, each (pair, batch size, level)
+    gets the largest T at which it fits (:func:`_fit_thresholds`, once per grid); the running
+    maximum of those over the levels is non-decreasing, so the smallest fitting level of a
+    workload is one binary search of its T in it. ``closest`` (and huge token counts)
+    evaluate the ``(W, pairs, B, C)`` grid.
     """
-    pairs, inverse = np.unique(
-        np.column_stack([inst.gpu_memory_bytes, inst.host_memory_bytes]),
-        axis=0,
-        return_inverse=True,
-    )
+    gmem, hmem, inverse = _memory_pairs(inst)
+    n_w, n_p, n_b, n_c = len(wl), gmem.size, bs.size, lv.size
+    tokens = wl.input_len + wl.output_len
+    bound = 1 << int(tokens.max()).bit_length()  # a power of two above every T: reusable
+    n_pb = n_p * n_b
+    if keep == "fitting" and bound < 2**52 and n_pb * (bound + 1) < 2**62:
+        thr = _fit_thresholds(model, inst, bs, lv, options, bound)
+        reach = np.maximum.accumulate(thr, axis=-1).reshape(n_pb, n_c)
+        # one sorted array of all (pair, batch size) blocks, offset by block: values
+        # block * (bound + 1) + reach + 1, with reach + 1 in [0, bound]
+        offset = np.arange(n_pb, dtype=np.int64) * (bound + 1)
+        grid = (offset[:, None] + (reach + 1)).reshape(-1)
+        query = offset[None, :] + (tokens.astype(np.int64)[:, None] + 1)
+        pos = np.searchsorted(grid, query.reshape(-1), side="left").reshape(n_w, n_pb)
+        pos -= (np.arange(n_pb) * n_c)[None, :]
+        best = np.where(pos < n_c, pos, -1).reshape(n_w, n_p, n_b)
+        return best[:, inverse, :]
     b = bs.reshape(1, 1, -1, 1)
     c = lv.reshape(1, 1, 1, -1)
-    w, kv, act, kv_layer, used = _memory(model, wl, b, c, options)
-    slack = constraints.memory_slacks(
-        options, w, act, kv, kv_layer, c, used, _per_inst(pairs[:, 0]), _per_inst(pairs[:, 1])
-    )
-    shape = (len(wl), len(pairs), bs.size, lv.size)
+    lin = wl.input_len.reshape(-1, 1, 1, 1)
+    lout = wl.output_len.reshape(-1, 1, 1, 1)
+    slack = _memory_slacks(model, lin, lout, b, c, _per_inst(gmem), _per_inst(hmem), options)
+    shape = (n_w, n_p, n_b, n_c)
     if keep == "closest":
         short = functools.reduce(np.maximum, (-v for v in slack.values()))
         best = np.broadcast_to(short, shape).argmin(axis=-1)
     else:
-        fits = functools.reduce(np.logical_and, (v >= 0 for v in slack.values()))
-        fits = np.broadcast_to(fits, shape)
+        fits = np.broadcast_to(_fits(slack), shape)
         best = fits.argmax(axis=-1)
         best[~fits.any(axis=-1)] = -1
-    return best[:, inverse.reshape(-1), :]
+    return best[:, inverse, :]
 
 
 def build_tables(
@@ -486,9 +617,9 @@ def build_tables(
         batch_sizes=bs,
         levels=lv,
         weights_bytes=w,
-        arrays={name: _flatten(a, shape) for name, a in fields.items()},
-        slack={name: _flatten(a, shape) for name, a in slack.items()},
-        ok={name: _flatten(a, shape) for name, a in ok.items()},
+        arrays=_Flat(fields, shape),
+        slack=_Flat(slack, shape),
+        ok=_Flat(ok, shape),
         keep=keep,
     )
 

@@ -265,8 +265,11 @@ def _lean_group(ctx: Context, items: Sequence[tuple[int, Scenario]], out: list[o
             # nothing fits in memory under the cap: the closest miss wants the level of least
             # shortfall of each (instance, batch size), not the smallest fitting one
             short = missing[price_ok & ~fits[missing].any(axis=-1)]
-            for w in np.setdiff1d(missing, short).tolist():
-                messages[w] = closest_miss(tb.table(w))
+            rest = np.setdiff1d(missing, short)
+            if rest.size:
+                sub = tb.rows(rest)
+                for j, w in enumerate(rest.tolist()):
+                    messages[w] = closest_miss(sub.table(j))
             if short.size:
                 ctb = _tables(ctx, [part[w] for w in short.tolist()], keep="closest")
                 for j, w in enumerate(short.tolist()):

@@ -40,7 +40,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from infersave.solver.records import flatten
 from infersave.solver.scenario import (
     InputError,
     Scenario,
