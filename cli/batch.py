@@ -204,7 +204,8 @@ def _solve_with_progress(
     from infersave.solver.batch import solve_stream
 
     if quiet or not sys.stderr.isatty() or not total:
-        with contextlib.closing(solve_stream(scenarios, workers=workers, lean=True)) as stream:
+        stream = solve_stream(scenarios, workers=workers, lean=True, total=total)
+        with contextlib.closing(stream):
             yield stream
         return
     from rich.console import Console
@@ -225,7 +226,11 @@ def _solve_with_progress(
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("solving", total=total)
         stream = solve_stream(
-            scenarios, workers=workers, progress=lambda n: bar.advance(task, n), lean=True
+            scenarios,
+            workers=workers,
+            progress=lambda n: bar.advance(task, n),
+            lean=True,
+            total=total,
         )
         with contextlib.closing(stream):
             yield stream

@@ -80,7 +80,7 @@ from infersave.solver.scenario import InputError, Scenario
 if TYPE_CHECKING:
     from multiprocessing.pool import AsyncResult, Pool
 
-CHUNK_CELLS = 400_000
+CHUNK_CELLS = 100_000
 """Workloads per vectorized chunk x candidates of the full grid: bounds the arrays of one chunk
 (full tables hold ~40 arrays of this many cells, dominant tables 1 / (offload levels) of it)."""
 
@@ -223,8 +223,14 @@ def _record_rows(
 # --- one group of exhaustive scenarios (same context) -------------------------------------
 
 
-def _chunks(ctx: Context, items: Sequence[tuple[int, Scenario]]) -> Iterator[list]:
-    n_cand = len(ctx.inst.instances) * len(ctx.batch_sizes) * len(ctx.levels)
+def _chunks(
+    ctx: Context, items: Sequence[tuple[int, Scenario]], keep: Keep
+) -> Iterator[list[tuple[int, Scenario]]]:
+    """Slices of ``items`` of at most :data:`CHUNK_CELLS` candidates (workloads x candidates
+    of a table: the full grid, or one level per (instance, batch size))."""
+    n_cand = len(ctx.inst.instances) * len(ctx.batch_sizes)
+    if keep == "all":
+        n_cand *= len(ctx.levels)
     chunk = max(1, CHUNK_CELLS // max(1, n_cand))
     for start in range(0, len(items), chunk):
         yield list(items[start : start + chunk])
@@ -249,7 +255,7 @@ def _lean_group(ctx: Context, items: Sequence[tuple[int, Scenario]], out: list[o
 
     name_rank = instance_name_rank(ctx.inst)
     cal = ctx.calibration_name
-    for part in _chunks(ctx, items):
+    for part in _chunks(ctx, items, "fitting"):
         tb = _tables(ctx, part, keep="fitting")
         keys = _keys(tb, name_rank)
         feasible = np.broadcast_to(tb.ok["feasible"], tb.arrays["tps"].shape)
@@ -321,7 +327,7 @@ def _full_group(ctx: Context, items: Sequence[tuple[int, Scenario]], out: list[o
     from infersave.solver.recommend import result_from
 
     name_rank = instance_name_rank(ctx.inst)
-    for part in _chunks(ctx, items):
+    for part in _chunks(ctx, items, "all"):
         t0 = time.perf_counter()
         tb = _tables(ctx, part, keep="all")
         best_k, order, count, base_k, has_base = _select(tb, name_rank)
@@ -405,12 +411,16 @@ def _tasks(
         yield task
 
 
-def _task_size(scenarios: Iterable[Scenario | Exception], workers: int) -> int:
-    """:data:`TASK_ROWS`, or less when a known number of scenarios would leave a worker idle:
-    a multiple of ``workers`` tasks of equal weight."""
-    if workers == 1 or not isinstance(scenarios, Sequence):
+def _task_size(scenarios: Iterable[Scenario | Exception], workers: int, total: int | None) -> int:
+    """:data:`TASK_ROWS`, or less when the input's weight is known (a sequence, or ``total``
+    rows counted as exhaustive ones) and whole tasks would leave a worker idle: then a
+    multiple of ``workers`` tasks of equal weight."""
+    if workers == 1:
         return TASK_ROWS
-    total = sum(_weight(s) for s in scenarios)
+    if isinstance(scenarios, Sequence):
+        total = sum(_weight(s) for s in scenarios)
+    if total is None:
+        return TASK_ROWS
     n_tasks = workers * max(1, math.ceil(total / (TASK_ROWS * workers)))
     return max(1, math.ceil(total / n_tasks))
 
@@ -465,6 +475,7 @@ def solve_stream(
     workers: int = 1,
     progress: Progress | None = None,
     lean: bool = False,
+    total: int | None = None,
 ) -> Iterator[Outcome | BatchResult]:
     """Solve every scenario, yielding one outcome per input in input order.
 
@@ -472,7 +483,8 @@ def solve_stream(
     worker are in flight, so memory does not grow with the input. An exception in
     ``scenarios`` is passed through as its outcome. ``workers`` (clamped to the CPU count)
     processes share the tasks of every backend. ``lean=True`` yields :class:`BatchResult`
-    (what a batch output row prints), else :class:`SolveResult` (as ``solve`` gives). Close
+    (what a batch output row prints), else :class:`SolveResult` (as ``solve`` gives). ``total``
+    (the number of scenarios of an iterator, if known) evens out the tasks of the workers. Close
     the iterator (``contextlib.closing``) to stop early: the pool is then terminated.
 
     Raises:
@@ -480,7 +492,7 @@ def solve_stream(
             propagate after the pool is terminated.
     """
     workers = clamp_workers(workers)
-    return _stream(scenarios, workers, progress, lean, _task_size(scenarios, workers))
+    return _stream(scenarios, workers, progress, lean, _task_size(scenarios, workers, total))
 
 
 def _stream(
