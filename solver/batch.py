@@ -511,18 +511,21 @@ def _stream(
                 progress(len(task))
             yield from done
         return
-    pending: deque[tuple[int, AsyncResult[list[Outcome | BatchResult]]]] = deque()
+    # the input's exceptions stay here (they are their own outcome): only scenarios travel
+    pending: deque[tuple[list[Scenario | Exception], AsyncResult[list[object]]]] = deque()
 
-    def collect() -> list[Outcome | BatchResult]:
-        n, result = pending.popleft()
-        done = result.get()
+    def collect() -> Iterator[Outcome | BatchResult]:
+        task, result = pending.popleft()
+        solved = iter(result.get())
         if progress is not None:
-            progress(n)
-        return done
+            progress(len(task))
+        for s in task:
+            yield s if isinstance(s, Exception) else next(solved)  # type: ignore[misc]
 
     with _pool(workers) as pool:
         for task in itertools.chain(head, tasks):
-            pending.append((len(task), pool.apply_async(_solve_task, (task, lean))))
+            todo = [s for s in task if not isinstance(s, Exception)]
+            pending.append((task, pool.apply_async(_solve_task, (todo, lean))))
             if len(pending) > 2 * workers:
                 yield from collect()
         while pending:
