@@ -363,6 +363,17 @@ class _Flat(Mapping[str, np.ndarray]):
     def __len__(self) -> int:
         return len(self._raw)
 
+    def take(self, name: str, ws: np.ndarray, ks: np.ndarray) -> np.ndarray:
+        """``self[name][ws, ks]`` (or ``[ks]`` for a workload-independent array), read from the
+        broadcast-shaped array without flattening it."""
+        a = self._raw[name]
+        if name in self._done or a.ndim != 4:
+            flat = self[name]
+            return flat[ws, ks] if flat.ndim == 2 else flat[ks]
+        i, b, c = np.unravel_index(ks, self._shape[1:])
+        idx = tuple(x if n > 1 else 0 for x, n in zip((ws, i, b, c), a.shape, strict=True))
+        return np.broadcast_to(a[idx], ks.shape)
+
     def rows(self, ws: np.ndarray) -> _Flat:
         """The same arrays for workloads ``ws`` only (a workload-independent array as is)."""
         n_w = self._shape[0]
@@ -399,6 +410,15 @@ class TableBatch:
 
     def __len__(self) -> int:
         return len(self.workloads)
+
+    def take(self, name: str, ws: np.ndarray, ks: np.ndarray, ok: bool = False) -> np.ndarray:
+        """Column ``name`` of ``arrays`` (``ok`` of ``ok``) at candidate ``ks[j]`` of workload
+        ``ws[j]``, without flattening the whole column."""
+        m = self.ok if ok else self.arrays
+        if isinstance(m, _Flat):
+            return m.take(name, ws, ks)
+        a = m[name]
+        return a[ws, ks] if a.ndim == 2 else a[ks]
 
     def rows(self, ws: Sequence[int] | np.ndarray) -> TableBatch:
         """The batch of workloads ``ws`` only (for the tables of a few of many workloads: only

@@ -168,12 +168,11 @@ def _record_rows(
         return out
     k = ks[ws]
 
-    def at(a: np.ndarray) -> list[float]:
-        return (a[ws, k] if a.ndim == 2 else a[k]).tolist()
+    def at(name: str, ok: bool = False) -> list[float]:
+        return tb.take(name, ws, k, ok).tolist()
 
-    a = tb.arrays
     inst = tb.inst
-    i_list = at(a["instance_idx"])
+    i_list = at("instance_idx")
     facts = [
         (
             x.instance_type,
@@ -190,23 +189,23 @@ def _record_rows(
     weights = int(tb.weights_bytes)
     cols = zip(
         i_list,
-        at(a["batch_size"]),
-        at(a["offload_ratio"]),
-        at(a["tps"]),
-        at(a["output_tps"]),
-        at(a["prefill_s"]),
-        at(a["decode_s"]),
-        at(a["e2e_s"]),
-        at(a["task_hours"]),
-        at(a["billed_hours"]),
-        at(a["price_per_hour"]),
-        at(a["total_cost_usd"]),
-        at(a["cost_efficiency"]),
-        at(tb.ok["tps_slo"]),
-        at(a["kv_cache_bytes"]),
-        at(a["activation_bytes"]),
-        at(a["gpu_memory_bytes"]),
-        at(a["host_memory_bytes"]),
+        at("batch_size"),
+        at("offload_ratio"),
+        at("tps"),
+        at("output_tps"),
+        at("prefill_s"),
+        at("decode_s"),
+        at("e2e_s"),
+        at("task_hours"),
+        at("billed_hours"),
+        at("price_per_hour"),
+        at("total_cost_usd"),
+        at("cost_efficiency"),
+        at("tps_slo", ok=True),
+        at("kv_cache_bytes"),
+        at("activation_bytes"),
+        at("gpu_memory_bytes"),
+        at("host_memory_bytes"),
         strict=True,
     )
     for w, (i, bs, c, tps, otps, pre, dec, e2e, hours, billed, price, cost, ce, meets, kv, act,
