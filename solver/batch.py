@@ -52,8 +52,13 @@ Hence the recommendation, the best candidate of each instance and the baseline a
 dominant table (one candidate per (i, b), at ``c*``; evaluated at level 0 where nothing fits,
 which then fails a memory constraint). That table keeps the full table's index order and every
 kept value is bit-identical (same operations on the same numbers), so picking in it gives the
-very candidates the full ranking gives, ties included. ``tests/test_batch.py`` checks this with
-hypothesis on random small tables against :func:`~infersave.solver.ranking.rank`.
+very candidates the full ranking gives, ties included. The closest miss of an infeasible row
+reads the same dominant table (a price cap nothing meets, or the best TPS that fits: both kept),
+except when nothing fits in memory under the cap: then it reports the level of least shortfall,
+so those rows get a table at that level per (i, b) (``keep="closest"``). The feasible count of a
+:class:`SolveResult` needs every level, so :func:`solve_many` evaluates the full tables.
+``tests/test_batch_speed_equivalence.py`` checks all of this with hypothesis on random small
+catalogs against :func:`~infersave.solver.ranking.rank`.
 """
 
 from __future__ import annotations
@@ -81,8 +86,9 @@ if TYPE_CHECKING:
     from multiprocessing.pool import AsyncResult, Pool
 
 CHUNK_CELLS = 100_000
-"""Workloads per vectorized chunk x candidates of the full grid: bounds the arrays of one chunk
-(full tables hold ~40 arrays of this many cells, dominant tables 1 / (offload levels) of it)."""
+"""Workloads per vectorized chunk x candidates per table (the full grid, or one per (instance,
+batch size) for dominant tables): ~40 arrays of this many cells, which stay in cache (400,000
+spilled it)."""
 
 TASK_ROWS = 4096
 """Input rows per task (what one worker solves at a time): with the tasks in flight, this
