@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
+from collections import deque
+from collections.abc import Iterable, Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, get_args
@@ -38,26 +41,6 @@ class SummaryFormat(StrEnum):
     json = "json"
 
 
-def _summary(outcomes: list[Any], wall_s: float) -> dict[str, Any]:
-    ok = [o for o in outcomes if not isinstance(o, Exception) and o.status == "ok"]
-    infeasible = sum(1 for o in outcomes if not isinstance(o, Exception) and o.status != "ok")
-    billed = sum(o.recommendation.total_cost_usd for o in ok)
-    saved = sum(
-        o.baseline.max_performance.total_cost_usd - o.recommendation.total_cost_usd
-        for o in ok
-        if o.baseline.max_performance is not None
-    )
-    return {
-        "workloads": len(outcomes),
-        "feasible": len(ok),
-        "infeasible": infeasible,
-        "errors": sum(1 for o in outcomes if isinstance(o, Exception)),
-        "total_billed_usd": billed,
-        "total_saved_usd": saved,
-        "wall_seconds": wall_s,
-    }
-
-
 def _print_summary(summary: dict[str, Any], fmt: SummaryFormat, output: Path) -> None:
     if fmt is SummaryFormat.json:
         sys.stderr.write(json.dumps({**summary, "output": str(output)}) + "\n")
@@ -84,7 +67,7 @@ def batch(
             "--workers",
             "-j",
             min=1,
-            help="Processes for the exact backends (milp, cp); exhaustive runs vectorized.",
+            help="Processes to share the work (any backend; at most the CPU count).",
         ),
     ] = 1,
     backend: Annotated[
@@ -117,37 +100,123 @@ def batch(
 
     from infersave.solver.scenario import InputError
 
-    items: list[tuple[int, dict[str, Any], Any]] = []
-    for row, fields in rows:
-        if isinstance(fields, Exception):
-            items.append((row, {}, fields))
-            continue
-        if backend is not None and batch_io.is_blank(fields.get("backend")):
-            fields = {**fields, "backend": backend}
-        try:
-            items.append((row, fields, batch_io.scenario_from_fields(fields, row)))
-        except InputError as exc:
-            items.append((row, fields, exc))
+    def items() -> Iterator[tuple[int, dict[str, Any], Any]]:
+        """(row, raw fields, scenario or error) per input row, validated as they are read;
+        each raw row is let go once taken, so memory follows the rows in flight."""
+        for n, (row, fields) in enumerate(rows):
+            rows[n] = None  # type: ignore[call-overload]
+            if isinstance(fields, Exception):
+                yield row, {}, fields
+                continue
+            if backend is not None and batch_io.is_blank(fields.get("backend")):
+                fields = {**fields, "backend": backend}
+            try:
+                yield row, fields, batch_io.scenario_from_fields(fields, row)
+            except InputError as exc:
+                yield row, fields, exc
 
-    outcomes = _solve_with_progress([s for _, _, s in items], workers, quiet)
-    out_rows = [
-        batch_io.result_row(
-            row, fields, outcome, scenario if not isinstance(scenario, Exception) else None
-        )
-        for (row, fields, scenario), outcome in zip(items, outcomes, strict=True)
-    ]
-    with user_errors():
-        batch_io.write_results(output, out_rows)
+    passthrough = batch_io.passthrough_columns(f for _, f in rows if isinstance(f, dict))
+    total = len(rows)
+    summary = _Summary()
+    in_flight: deque[tuple[int, dict[str, Any], Any]] = deque()
+
+    def scenarios() -> Iterator[Any]:
+        for item in items():
+            in_flight.append(item)
+            yield item[2]
+
+    def out_rows(outcomes: Iterable[Any]) -> Iterator[dict[str, Any]]:
+        for outcome in outcomes:
+            row, fields, scenario = in_flight.popleft()
+            summary.add(outcome)
+            yield batch_io.result_row(
+                row, fields, outcome, scenario if not isinstance(scenario, Exception) else None
+            )
+
+    # read, solve and write as one stream into the temporary file: an interrupt, SIGTERM or
+    # crash anywhere leaves no partial output, stops the workers and keeps an existing OUTPUT
+    with (
+        _raise_on_sigterm(),
+        _solve_with_progress(scenarios(), total, workers, quiet) as outcomes,
+        user_errors(),
+    ):
+        batch_io.write_results(output, out_rows(outcomes), passthrough)
     if not quiet:
-        _print_summary(_summary(outcomes, time.perf_counter() - t0), fmt, output)
+        _print_summary(summary.as_dict(time.perf_counter() - t0), fmt, output)
 
 
-def _solve_with_progress(scenarios: list[Any], workers: int, quiet: bool) -> list[Any]:
-    """Run :func:`~infersave.solver.batch.solve_many` with a progress bar on a terminal."""
-    from infersave.solver.batch import solve_many
+class _Summary:
+    """The run's counts and totals, accumulated while the rows stream by (input order)."""
 
-    if quiet or not sys.stderr.isatty() or not scenarios:
-        return solve_many(scenarios, workers=workers)
+    def __init__(self) -> None:
+        self.workloads = self.feasible = self.infeasible = self.errors = 0
+        self.billed = self.saved = 0.0
+
+    def add(self, outcome: Any) -> None:
+        self.workloads += 1
+        if isinstance(outcome, Exception):
+            self.errors += 1
+            return
+        if outcome.status != "ok":
+            self.infeasible += 1
+            return
+        self.feasible += 1
+        rec = outcome.recommendation
+        base = outcome.baseline
+        base = getattr(base, "max_performance", base)  # SolveResult or BatchResult
+        self.billed += rec.total_cost_usd
+        if base is not None:
+            self.saved += base.total_cost_usd - rec.total_cost_usd
+
+    def as_dict(self, wall_s: float) -> dict[str, Any]:
+        return {
+            "workloads": self.workloads,
+            "feasible": self.feasible,
+            "infeasible": self.infeasible,
+            "errors": self.errors,
+            "total_billed_usd": self.billed,
+            "total_saved_usd": self.saved,
+            "wall_seconds": wall_s,
+        }
+
+
+@contextlib.contextmanager
+def _raise_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into ``SystemExit(143)`` while the batch runs, so that the same clean-up
+    as for Ctrl-C runs (temporary file removed, worker pool terminated). A second SIGTERM
+    during that clean-up is ignored. Outside the main thread (no signals there) a no-op."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _solve_with_progress(
+    scenarios: Iterable[Any], total: int, workers: int, quiet: bool
+) -> Iterator[Iterator[Any]]:
+    """The outcomes of :func:`~infersave.solver.batch.solve_stream` (lean: what a row prints),
+    in input order, with a progress bar on a terminal; the stream is closed on exit (which
+    terminates a worker pool that is still running)."""
+    from infersave.solver.batch import solve_stream
+
+    if quiet or not sys.stderr.isatty() or not total:
+        stream = solve_stream(scenarios, workers=workers, lean=True, total=total)
+        with contextlib.closing(stream):
+            yield stream
+        return
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -164,8 +233,16 @@ def _solve_with_progress(scenarios: list[Any], workers: int, quiet: bool) -> lis
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("solving", total=len(scenarios))
-        return solve_many(scenarios, workers=workers, progress=lambda n: bar.advance(task, n))
+        task = bar.add_task("solving", total=total)
+        stream = solve_stream(
+            scenarios,
+            workers=workers,
+            progress=lambda n: bar.advance(task, n),
+            lean=True,
+            total=total,
+        )
+        with contextlib.closing(stream):
+            yield stream
 
 
 def register(app: typer.Typer) -> None:

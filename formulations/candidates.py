@@ -9,9 +9,11 @@ batch size ``b`` and offload level ``c``; every array has shape ``(N,) = (I * B 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -260,16 +262,45 @@ class Workloads:
         return int(self.input_len.shape[0])
 
 
+def _per_inst(a: np.ndarray) -> np.ndarray:
+    """Per-instance values along axis 1 of ``(W, I, B, C)`` (trailing axes kept)."""
+    return a.reshape((1, -1, 1, 1, *a.shape[1:]))
+
+
+def _memory(
+    model: LLM,
+    lin: np.ndarray,
+    lout: np.ndarray,
+    b: np.ndarray,
+    c: np.ndarray,
+    options: ModelOptions,
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Weights, KV cache, activations, one layer's KV and used GPU bytes per replica for
+    lengths ``lin``, ``lout``, batch sizes ``b`` and offload levels ``c`` (shaped to broadcast
+    together). Shared by :func:`_evaluate` and :func:`memory_levels`, so all see the same bytes.
+    The lengths enter only as ``lin + lout`` (exact for integer token counts)."""
+    nbytes = options.bytes_per_param
+    w = float(memory_model.weights_bytes(model, nbytes))
+    kv = memory_model.kv_cache_bytes(model, b, lin, lout, nbytes, options.formulas)
+    act = memory_model.activation_bytes(model, b, lin, lout, nbytes)
+    kv_layer = kv / model.num_hidden_layers
+    used = w + act + (1.0 - c) * kv
+    return w, kv, act, kv_layer, used
+
+
 def _evaluate(
     model: LLM,
     wl: Workloads,
     inst: InstanceArrays,
     bs: np.ndarray,
-    lv: np.ndarray,
+    c: np.ndarray,
     options: ModelOptions,
 ) -> tuple[float, dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """The per-candidate math of :func:`build_table`, broadcast over workloads.
 
+    ``c`` holds the offload levels shaped to broadcast to ``(W, I, B, C)``: the grid as
+    ``(1, 1, 1, C)`` for full tables, or one level per (workload, instance, batch size) as
+    ``(W, I, B, 1)`` when :func:`build_tables` keeps one level per (instance, batch size).
     Every returned array broadcasts to ``(W, I, B, C)`` (workload, instance, batch size, offload
     level) and has size 1 along the axes it does not depend on, so that one workload
     (:func:`build_table`) and many (:func:`build_tables`) run the very same operations in the
@@ -277,24 +308,15 @@ def _evaluate(
     """
     n_w = len(wl)
     b = bs.reshape(1, 1, -1, 1)
-    c = lv.reshape(1, 1, 1, -1)
-
-    def per_inst(a: np.ndarray) -> np.ndarray:
-        return a.reshape((1, -1, 1, 1, *a.shape[1:]))
+    per_inst = _per_inst
 
     def per_wl(a: np.ndarray) -> np.ndarray:
         return a.reshape(n_w, 1, 1, 1)
 
     lin, lout = per_wl(wl.input_len), per_wl(wl.output_len)
-    nbytes = options.bytes_per_param
-
-    w = float(memory_model.weights_bytes(model, nbytes))
-    kv = memory_model.kv_cache_bytes(model, b, lin, lout, nbytes, options.formulas)
-    act = memory_model.activation_bytes(model, b, lin, lout, nbytes)
-    kv_layer = kv / model.num_hidden_layers
+    w, kv, act, kv_layer, used = _memory(model, lin, lout, b, c, options)
     gmem = per_inst(inst.gpu_memory_bytes)
     hmem = per_inst(inst.host_memory_bytes)
-    used = w + act + (1.0 - c) * kv
     slack = constraints.memory_slacks(options, w, act, kv, kv_layer, c, used, gmem, hmem)
     ok_dtype = inst.dtype_supported
     if ok_dtype is None:
@@ -344,7 +366,7 @@ def _evaluate(
     slack["tpot_slo"] = per_wl(wl.tpot_slo) - tpot
     slack["e2e_slo"] = per_wl(wl.e2e_slo) - e2e
     ok = {name: v >= 0 for name, v in slack.items()}
-    ok["feasible"] = np.logical_and.reduce(np.broadcast_arrays(*ok.values()))
+    ok["feasible"] = functools.reduce(np.logical_and, ok.values())
     n_i = len(inst.instances)
     fields = {
         "instance_idx": np.arange(n_i).reshape(1, -1, 1, 1),
@@ -382,6 +404,45 @@ def _flatten(a: np.ndarray, shape: tuple[int, int, int, int]) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(a, shape)).reshape(n_w, -1)
 
 
+class _Flat(Mapping[str, np.ndarray]):
+    """Broadcast-shaped arrays seen through :func:`_flatten`, each flattened (copied) on first
+    use only: a batch reads a few columns in full and the rest at a few candidates."""
+
+    def __init__(self, raw: Mapping[str, np.ndarray], shape: tuple[int, int, int, int]):
+        self._raw = dict(raw)
+        self._shape = shape
+        self._done: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        out = self._done.get(name)
+        if out is None:
+            out = self._done[name] = _flatten(self._raw[name], self._shape)
+        return out
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def take(self, name: str, ws: np.ndarray, ks: np.ndarray) -> np.ndarray:
+        """``self[name][ws, ks]`` (or ``[ks]`` for a workload-independent array), read from the
+        broadcast-shaped array without flattening it."""
+        a = self._raw[name]
+        if name in self._done or a.ndim != 4:
+            flat = self[name]
+            return flat[ws, ks] if flat.ndim == 2 else flat[ks]
+        i, b, c = np.unravel_index(ks, self._shape[1:])
+        idx = tuple(x if n > 1 else 0 for x, n in zip((ws, i, b, c), a.shape, strict=True))
+        return np.broadcast_to(a[idx], ks.shape)
+
+    def rows(self, ws: np.ndarray) -> _Flat:
+        """The same arrays for workloads ``ws`` only (a workload-independent array as is)."""
+        n_w = self._shape[0]
+        raw = {k: a[ws] if a.shape[0] == n_w > 1 else a for k, a in self._raw.items()}
+        return _Flat(raw, (len(ws), *self._shape[1:]))
+
+
 def _row(a: np.ndarray, w: int) -> np.ndarray:
     return a[w] if a.ndim == 2 else a
 
@@ -392,7 +453,9 @@ class TableBatch:
 
     ``arrays`` and ``ok`` hold shape ``(W, N)`` for what depends on the workload and ``(N,)``
     for what does not; :meth:`table` gives workload ``w``'s :class:`CandidateTable` (views, no
-    copy), equal to what :func:`build_table` returns for that workload alone.
+    copy), equal to what :func:`build_table` returns for that workload alone. Unless ``keep``
+    is ``all``, the batch keeps one candidate per (instance, batch size) (``N = I x B``, see
+    :func:`build_tables`) and its tables hold those candidates only.
     """
 
     workloads: tuple[Workload, ...]
@@ -402,12 +465,38 @@ class TableBatch:
     batch_sizes: np.ndarray
     levels: np.ndarray
     weights_bytes: float
-    arrays: dict[str, np.ndarray]
-    slack: dict[str, np.ndarray]
-    ok: dict[str, np.ndarray]
+    arrays: Mapping[str, np.ndarray]
+    slack: Mapping[str, np.ndarray]
+    ok: Mapping[str, np.ndarray]
+    keep: Keep = "all"
 
     def __len__(self) -> int:
         return len(self.workloads)
+
+    def take(self, name: str, ws: np.ndarray, ks: np.ndarray, ok: bool = False) -> np.ndarray:
+        """Column ``name`` of ``arrays`` (``ok`` of ``ok``) at candidate ``ks[j]`` of workload
+        ``ws[j]``, without flattening the whole column."""
+        m = self.ok if ok else self.arrays
+        if isinstance(m, _Flat):
+            return m.take(name, ws, ks)
+        a = m[name]
+        return a[ws, ks] if a.ndim == 2 else a[ks]
+
+    def rows(self, ws: Sequence[int] | np.ndarray) -> TableBatch:
+        """The batch of workloads ``ws`` only (for the tables of a few of many workloads: only
+        their rows are flattened)."""
+        ws = np.asarray(ws, dtype=np.intp)
+        flat = (self.arrays, self.slack, self.ok)
+        if not all(isinstance(m, _Flat) for m in flat):
+            raise TypeError("rows() needs the arrays build_tables makes")
+        arrays, slack, ok = (m.rows(ws) for m in flat)  # type: ignore[attr-defined]
+        return dataclasses.replace(
+            self,
+            workloads=tuple(self.workloads[w] for w in ws.tolist()),
+            arrays=arrays,
+            slack=slack,
+            ok=ok,
+        )
 
     def table(self, w: int) -> CandidateTable:
         """The candidate table of workload ``w``."""
@@ -429,6 +518,138 @@ class TableBatch:
         )
 
 
+Keep = Literal["all", "fitting", "closest"]
+"""Which candidates :func:`build_tables` keeps: ``all`` (the grid); ``fitting``, one per
+(instance, batch size) at its smallest fitting offload level (the dominant one, see
+:func:`build_tables`); ``closest``, one per (instance, batch size) at its level of least memory
+shortfall (what the closest miss reports when nothing fits)."""
+
+
+def _memory_pairs(inst: InstanceArrays) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct (GPU memory, host memory) pairs of ``inst`` as ``(gpu, host, inverse)``:
+    memory depends on an instance through them only (27 pairs for 48 instances on
+    us-east-1); ``inverse[i]`` is instance ``i``'s pair."""
+    pairs, inverse = np.unique(
+        np.column_stack([inst.gpu_memory_bytes, inst.host_memory_bytes]),
+        axis=0,
+        return_inverse=True,
+    )
+    return pairs[:, 0], pairs[:, 1], inverse.reshape(-1)
+
+
+def _memory_slacks(
+    model: LLM,
+    lin: np.ndarray,
+    lout: np.ndarray,
+    b: np.ndarray,
+    c: np.ndarray,
+    gmem: np.ndarray,
+    hmem: np.ndarray,
+    options: ModelOptions,
+) -> dict[str, np.ndarray]:
+    w, kv, act, kv_layer, used = _memory(model, lin, lout, b, c, options)
+    return constraints.memory_slacks(options, w, act, kv, kv_layer, c, used, gmem, hmem)
+
+
+def _fits(slack: Mapping[str, np.ndarray]) -> np.ndarray:
+    return functools.reduce(np.logical_and, (v >= 0 for v in slack.values()))
+
+
+_THRESHOLDS: dict[tuple[object, ...], tuple[np.ndarray, object, object]] = {}
+"""Cache of :func:`_fit_thresholds` (the model and instances are kept with each entry, so the
+ids in its key stay theirs)."""
+
+
+def _fit_thresholds(
+    model: LLM, inst: InstanceArrays, bs: np.ndarray, lv: np.ndarray, options: ModelOptions,
+    bound: int,
+) -> np.ndarray:  # fmt: skip
+    """Per (memory pair, batch size, offload level): the largest token count T = L_in + L_out
+    in ``[0, bound)`` at which every memory constraint holds, -1 if none; shape (P, B, C).
+
+    Every memory slack is non-increasing in T as computed: T enters the KV cache and the
+    activations as a product with positive factors, and ``used``, ``free``, the per-layer and
+    host slacks add, subtract from a constant or scale those (IEEE rounding is monotone). So
+    the constraints hold exactly for ``T <= threshold``, which a bisection finds on the very
+    slack formulas, evaluated at ``L_in = T``, ``L_out = 0``."""
+    key = (id(model), id(inst), bs.tobytes(), lv.tobytes(), options, bound)
+    hit = _THRESHOLDS.get(key)
+    if hit is not None:
+        return hit[0]
+    gmem, hmem, _ = _memory_pairs(inst)
+    shape = (1, gmem.size, bs.size, lv.size)
+    b, c = bs.reshape(1, 1, -1, 1), lv.reshape(1, 1, 1, -1)
+    gmem, hmem = _per_inst(gmem), _per_inst(hmem)
+    lo = np.full(shape, -1, dtype=np.int64)  # holds at lo (or lo = -1)
+    hi = np.full(shape, bound, dtype=np.int64)  # fails at hi (or hi = bound)
+    zero = np.zeros(shape)
+    while (hi - lo > 1).any():
+        mid = (lo + hi) // 2
+        ok = _fits(_memory_slacks(model, mid.astype(np.float64), zero, b, c, gmem, hmem, options))
+        lo = np.where(ok, mid, lo)
+        hi = np.where(ok, hi, mid)
+    if len(_THRESHOLDS) >= 256:
+        _THRESHOLDS.pop(next(iter(_THRESHOLDS)))
+    _THRESHOLDS[key] = (lo[0], model, inst)
+    return lo[0]
+
+
+def memory_levels(
+    model: LLM,
+    wl: Workloads,
+    inst: InstanceArrays,
+    bs: np.ndarray,
+    lv: np.ndarray,
+    options: ModelOptions,
+    keep: Keep,
+) -> np.ndarray:
+    """Per (workload, instance, batch size): an index into ``lv``, shape ``(W, I, B)``.
+
+    ``keep="fitting"``: the smallest level at which every active memory constraint holds
+    (:func:`.constraints.memory_slacks`, the very slacks of the full table), or -1 where no
+    level fits. ``keep="closest"``: the level with the least shortfall, the largest of the
+    memory constraints' ``-slack`` (the first of equal ones), as the closest miss ranks them.
+
+    Memory depends on an instance only through its (GPU memory, host memory) pair and on a
+    workload only through T = L_in + L_out. For ``fitting``, each (pair, batch size, level)
+    gets the largest T at which it fits (:func:`_fit_thresholds`, once per grid); the running
+    maximum of those over the levels is non-decreasing, so the smallest fitting level of a
+    workload is one binary search of its T in it. ``closest`` (and huge token counts)
+    evaluate the ``(W, pairs, B, C)`` grid.
+    """
+    gmem, hmem, inverse = _memory_pairs(inst)
+    n_w, n_p, n_b, n_c = len(wl), gmem.size, bs.size, lv.size
+    tokens = wl.input_len + wl.output_len
+    bound = 1 << int(tokens.max()).bit_length()  # a power of two above every T: reusable
+    n_pb = n_p * n_b
+    if keep == "fitting" and bound < 2**52 and n_pb * (bound + 1) < 2**62:
+        thr = _fit_thresholds(model, inst, bs, lv, options, bound)
+        reach = np.maximum.accumulate(thr, axis=-1).reshape(n_pb, n_c)
+        # one sorted array of all (pair, batch size) blocks, offset by block: values
+        # block * (bound + 1) + reach + 1, with reach + 1 in [0, bound]
+        offset = np.arange(n_pb, dtype=np.int64) * (bound + 1)
+        grid = (offset[:, None] + (reach + 1)).reshape(-1)
+        query = offset[None, :] + (tokens.astype(np.int64)[:, None] + 1)
+        pos = np.searchsorted(grid, query.reshape(-1), side="left").reshape(n_w, n_pb)
+        pos -= (np.arange(n_pb) * n_c)[None, :]
+        best = np.where(pos < n_c, pos, -1).reshape(n_w, n_p, n_b)
+        return best[:, inverse, :]
+    b = bs.reshape(1, 1, -1, 1)
+    c = lv.reshape(1, 1, 1, -1)
+    lin = wl.input_len.reshape(-1, 1, 1, 1)
+    lout = wl.output_len.reshape(-1, 1, 1, 1)
+    slack = _memory_slacks(model, lin, lout, b, c, _per_inst(gmem), _per_inst(hmem), options)
+    shape = (n_w, n_p, n_b, n_c)
+    if keep == "closest":
+        short = functools.reduce(np.maximum, (-v for v in slack.values()))
+        best = np.broadcast_to(short, shape).argmin(axis=-1)
+    else:
+        fits = np.broadcast_to(_fits(slack), shape)
+        best = fits.argmax(axis=-1)
+        best[~fits.any(axis=-1)] = -1
+    return best[:, inverse, :]
+
+
 def build_tables(
     model: LLM,
     workloads: Sequence[Workload],
@@ -436,11 +657,23 @@ def build_tables(
     batch_sizes: Sequence[int] | np.ndarray,
     levels: np.ndarray,
     options: ModelOptions,
+    keep: Keep = "all",
 ) -> TableBatch:
     """Evaluate every candidate for each of ``workloads`` at once (one vectorized pass).
 
     Memory is ``O(W x N)`` floats for ``N`` candidates: callers chunk large workload lists.
     Workload ``w``'s table equals ``build_table(model, workloads[w], ...)`` bit for bit.
+
+    ``keep="fitting"`` keeps one candidate per (instance, batch size), ``N = I x B``: the one
+    at its smallest fitting offload level (:func:`memory_levels`; level 0 where none fits,
+    which then fails a memory constraint), so ``offload_ratio`` varies per workload. Every
+    value of a kept candidate equals the full table's bit for bit. A larger offload never
+    raises TPS nor lowers the cost, so the kept candidate dominates the other levels of its
+    (instance, batch size) in the ranking order, and it is feasible whenever any of them is:
+    the best feasible candidate, the best of each instance and the Max-Performance candidate
+    are all kept (the argument is in :mod:`infersave.solver.batch`). ``keep="closest"`` keeps
+    the level of least memory shortfall instead: enough for the closest miss when nothing
+    fits. The feasible count needs the full table.
 
     Raises:
         ValueError: if ``workloads`` is empty.
@@ -450,8 +683,14 @@ def build_tables(
     bs = np.asarray(batch_sizes, dtype=np.float64)
     lv = np.asarray(levels, dtype=np.float64)
     wl = Workloads.of(workloads)
-    w, fields, slack, ok = _evaluate(model, wl, inst, bs, lv, options)
-    shape = (len(wl), len(inst.instances), bs.size, lv.size)
+    if keep == "all":
+        c = lv.reshape(1, 1, 1, -1)
+        shape = (len(wl), len(inst.instances), bs.size, lv.size)
+    else:
+        at = memory_levels(model, wl, inst, bs, lv, options, keep)
+        c = lv[np.maximum(at, 0)][..., None]
+        shape = (len(wl), len(inst.instances), bs.size, 1)
+    w, fields, slack, ok = _evaluate(model, wl, inst, bs, c, options)
     return TableBatch(
         workloads=tuple(workloads),
         options=options,
@@ -460,9 +699,10 @@ def build_tables(
         batch_sizes=bs,
         levels=lv,
         weights_bytes=w,
-        arrays={name: _flatten(a, shape) for name, a in fields.items()},
-        slack={name: _flatten(a, shape) for name, a in slack.items()},
-        ok={name: _flatten(a, shape) for name, a in ok.items()},
+        arrays=_Flat(fields, shape),
+        slack=_Flat(slack, shape),
+        ok=_Flat(ok, shape),
+        keep=keep,
     )
 
 

@@ -192,8 +192,14 @@ def layer_times(
     else:
         t_pre = flops_pre / peak_flops
         t_dec = flops_dec / peak_flops
-    zero = np.zeros(np.broadcast_shapes(np.shape(t_pre), np.shape(c)))
-    return LayerTimes(t_pre + zero, t_dec + zero, trans_pre + zero, trans_dec + zero)
+    # Every term at least as large as compute x offload (read-only broadcast views, no copies:
+    # the values are exactly those of ``term + zeros``).
+    full = np.broadcast_shapes(np.shape(t_pre), np.shape(c))
+
+    def spread(a: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(a, np.broadcast_shapes(np.shape(a), full))
+
+    return LayerTimes(spread(t_pre), spread(t_dec), spread(trans_pre), spread(trans_dec))
 
 
 def phase_times(

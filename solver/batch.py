@@ -1,36 +1,112 @@
 """Solve many scenarios at once (``infersave batch``).
 
-Exhaustive scenarios are grouped by :func:`~infersave.solver.prepare.context_key` (same model,
-catalog, region, options, calibration, batch sizes and offload grid) and evaluated in chunks of
-workloads with one broadcast pass (:func:`~infersave.formulations.candidates.build_tables`);
-the per-workload choice, alternatives and Max-Performance baseline are then picked with array
-operations that reproduce :mod:`infersave.solver.ranking` exactly (cost rounded to 9 decimals
-ascending, TPS descending, instance type name, batch size, offload ratio). Each result equals
-``solve(scenario)`` except for ``solver.solve_seconds`` (here the chunk's share).
+Two entry points share one engine:
 
-Scenarios of the exact backends (``milp``, ``cp``) are solved one by one with
-:func:`~infersave.solver.recommend.solve`, in ``workers`` processes when ``workers > 1``.
+* :func:`solve_many` returns a full :class:`SolveResult` per scenario (alternatives, candidate
+  counts, solver info), equal to ``solve(scenario)`` except for ``solver.solve_seconds`` (here
+  the chunk's share);
+* :func:`solve_stream` yields the outcomes one by one in input order while it reads its input
+  a task at a time, so that memory stays flat in the number of scenarios; with ``lean=True``
+  it yields the :class:`BatchResult` that a batch output row prints (recommendation and
+  Max-Performance baseline), built from arrays without the full candidate table.
+
+The input is cut into tasks of about :data:`TASK_ROWS` rows (an exact-backend row weighs
+:data:`EXACT_WEIGHT`); with ``workers > 1`` the tasks run in a pool of processes (any backend)
+and are reassembled in input order. Inside a task, exhaustive scenarios are grouped by
+:func:`~infersave.solver.prepare.context_key` (same model, catalog, region, options,
+calibration, batch sizes and offload grid) and evaluated in chunks of workloads with one
+broadcast pass (:func:`~infersave.formulations.candidates.build_tables`); the per-workload
+picks are made with array operations on the keys of :func:`~infersave.solver.ranking.order_keys`
+(the ranking order, defined once). Scenarios of the exact backends (``milp``, ``cp``) are
+solved one by one with :func:`~infersave.solver.recommend.solve`.
+
+Dominance (the lean path evaluates one offload level per instance and batch size)
+------------------------------------------------------------------------------------
+Fix a workload, an instance ``i`` and a batch size ``b``, and let ``c0 < c1`` be offload levels.
+
+1. TPS(c1) <= TPS(c0), as computed in floating point. The compute terms of Eq. 5-6 do not
+   depend on C. The transfer terms are C times positive factors, divided by the PCIe bandwidth
+   (the paper's decode term is 0 at C = 0 and ``(C*2*(L_in+1) + L_out) * ...`` above), and
+   IEEE rounding is monotone, so each transfer term is non-decreasing in C; so are
+   ``max(CTCF(compute), transfer)`` (Eq. 5), ``CTCF(compute) + transfer`` (Eq. 6), their
+   L-weighted sum T_E2E, and TPS = replicas x BS x (L_in + L_out) / T_E2E is non-increasing.
+2. cost(c1) >= cost(c0): TPS_eff = min(TPS, SLO) is non-increasing, task hours = R x (L_in +
+   L_out) / (TPS_eff x 3600) non-decreasing, billing (ceil, max) and x price >= 0 monotone, and
+   so is rounding to :data:`~infersave.solver.ranking.COST_DECIMALS` decimals.
+3. So in the ranking order (rounded cost ascending, TPS descending, instance name, batch size,
+   offload ratio ascending) ``c0`` comes before ``c1``: its cost is lower, or equal with a TPS
+   at least as high, and on full ties the smaller offload wins. The ranking's last tie-break
+   (smaller offload) agrees with the dominance, so no tie can go the other way.
+4. Feasibility: let ``c*`` be the smallest level at which every memory constraint holds
+   (:func:`~infersave.formulations.candidates.smallest_fitting_level`, found on the grid: the
+   memory constraints are not monotone in C, since offloading frees GPU memory but needs host
+   memory and C = 0 skips the per-layer check). Price cap and SLO are the only other
+   constraints; the cap does not depend on C. If any level ``c`` of (i, b) is feasible then
+   ``c* <= c`` and TPS(c*) >= TPS(c) >= SLO, so ``c*`` is feasible, and by 3 it ranks first
+   among the feasible levels of (i, b).
+5. Max-Performance (fits in memory under the cap; highest TPS, then lowest rounded cost, then
+   the first index, ``k = (i * B + b) * C + c``): ``c*`` has the highest TPS of the fitting
+   levels of (i, b), the lowest cost among those, and the smallest index.
+
+Hence the recommendation, the best candidate of each instance and the baseline all lie in the
+dominant table (one candidate per (i, b), at ``c*``; evaluated at level 0 where nothing fits,
+which then fails a memory constraint). That table keeps the full table's index order and every
+kept value is bit-identical (same operations on the same numbers), so picking in it gives the
+very candidates the full ranking gives, ties included. The closest miss of an infeasible row
+reads the same dominant table (a price cap nothing meets, or the best TPS that fits: both kept),
+except when nothing fits in memory under the cap: then it reports the level of least shortfall,
+so those rows get a table at that level per (i, b) (``keep="closest"``). The feasible count of a
+:class:`SolveResult` needs every level, so :func:`solve_many` evaluates the full tables.
+``tests/test_batch_speed_equivalence.py`` checks all of this with hypothesis on random small
+catalogs against :func:`~infersave.solver.ranking.rank`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import itertools
+import math
+import os
 import sys
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from infersave.formulations.candidates import TableBatch, build_tables, instance_name_rank
-from infersave.formulations.constraints import memory_constraints
+from infersave.formulations.candidates import Keep, TableBatch, build_tables, instance_name_rank
+from infersave.formulations.constraints import active, memory_constraints
 from infersave.solver.prepare import Context, Prepared, context, context_key, workload_of
-from infersave.solver.ranking import COST_DECIMALS
-from infersave.solver.records import SolveResult, SolverInfo
+from infersave.solver.ranking import order_keys
+from infersave.solver.records import (
+    MEMORY_COLUMNS,
+    TABLE_COLUMNS,
+    BatchResult,
+    RecordRow,
+    SolveResult,
+    SolverInfo,
+    place_fields,
+    record_fields,
+)
 from infersave.solver.scenario import InputError, Scenario
 
-CHUNK_CELLS = 400_000
-"""Workloads per vectorized chunk x candidates: bounds memory (~40 arrays of this many cells)."""
+if TYPE_CHECKING:
+    from multiprocessing.pool import AsyncResult, Pool
+
+CHUNK_CELLS = 100_000
+"""Workloads per vectorized chunk x candidates per table (the full grid, or one per (instance,
+batch size) for dominant tables): ~40 arrays of this many cells, which stay in cache (400,000
+spilled it)."""
+
+TASK_ROWS = 4096
+"""Input rows per task (what one worker solves at a time): with the tasks in flight, this
+bounds the memory of a streamed batch."""
+
+EXACT_WEIGHT = 64
+"""An exact-backend row (a MILP or CP-SAT solve, milliseconds) counts as this many exhaustive
+rows (vectorized, microseconds) when the input is cut into tasks."""
 
 Outcome = SolveResult | Exception
 """A scenario's result, or the exception that made it fail (an error row)."""
@@ -39,8 +115,166 @@ Progress = Callable[[int], None]
 """Called with the number of scenarios just finished."""
 
 
+# --- picking in arrays, in the ranking order ---------------------------------------------
+
+
+def _first_min(keys: Sequence[np.ndarray], mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``mask`` (shape ``(R, N)``): the index of the candidate that
+    ``numpy.lexsort(keys)`` puts first among those of ``mask`` (last key primary; full ties go
+    to the smaller index, as lexsort is stable), and whether the row has any.
+
+    Each key has shape ``(R, N)`` or ``(N,)``. Rows leave as soon as one candidate is left, so
+    the later keys (tie-breaks) cost little. Returns ``(index, any)``; index 0 where none.
+    """
+    first = np.zeros(mask.shape[0], dtype=np.intp)
+    has = mask.any(axis=-1)
+    rows = np.flatnonzero(has)
+    every = rows.size == mask.shape[0]
+    m = mask.copy() if every else mask[rows]
+    for key in reversed(keys):
+        if rows.size == 0:
+            break
+        sub = key if key.ndim == 1 or every else key[rows]
+        v = np.where(m, sub, np.inf)
+        m &= v == v.min(axis=-1, keepdims=True)
+        tied = np.count_nonzero(m, axis=-1) > 1
+        if not tied.all():
+            first[rows] = m.argmax(axis=-1)
+            rows, m, every = rows[tied], m[tied], False
+    if rows.size:
+        first[rows] = m.argmax(axis=-1)
+    return first, has
+
+
+def _fits(tb: TableBatch) -> np.ndarray:
+    """Candidates that fit in memory under the price cap (the Max-Performance pool), (W, N)."""
+    out = np.ones(tb.arrays["tps"].shape, dtype=bool)
+    for name in [c.name for c in memory_constraints(tb.options)] + ["price_cap"]:
+        out &= tb.ok[name]
+    return out
+
+
+def _keys(tb: TableBatch, name_rank: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The ranking keys (:func:`~infersave.solver.ranking.order_keys`) of ``tb``'s candidates:
+    ``(offload, batch, name rank, -TPS, rounded cost)``, each ``(W, N)`` or ``(N,)``."""
+    a = tb.arrays
+    return order_keys(
+        a["total_cost_usd"],
+        a["tps"],
+        name_rank[a["instance_idx"]],
+        a["batch_size"],
+        a["offload_ratio"],
+    )
+
+
+def _baseline(keys: tuple[np.ndarray, ...], fits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Max-Performance per workload (:func:`~infersave.solver.ranking.max_performance`): the
+    highest TPS among ``fits``, then the lowest rounded cost, then the first index."""
+    return _first_min((keys[4], keys[3]), fits)
+
+
+def _record_rows(
+    tb: TableBatch, ks: np.ndarray, sel: np.ndarray, calibration_name: str
+) -> list[RecordRow | None]:
+    """The :class:`RecordRow` of candidate ``ks[w]`` of workload ``w`` of ``tb`` where
+    ``sel[w]``, else None; values as :func:`~infersave.solver.records.make_record` gives."""
+    out: list[RecordRow | None] = [None] * len(ks)
+    ws = np.flatnonzero(sel)
+    if ws.size == 0:
+        return out
+    k = ks[ws]
+
+    def at(name: str, ok: bool = False) -> list[float]:
+        return tb.take(name, ws, k, ok).tolist()
+
+    inst = tb.inst
+    places = [place_fields(x) for x in inst.instances]
+    cals = [calibration_name if c else "uncalibrated" for c in inst.calibrated]
+    names = ("batch_size", "offload_ratio", *TABLE_COLUMNS, *MEMORY_COLUMNS)
+    slos = [c.name for c in active(tb.options) if c.kind in ("slo", "latency")]
+    meets = functools.reduce(np.logical_and, (tb.take(n, ws, k, True) for n in slos))
+    columns = [at(name) for name in names]
+    for j, (w, i) in enumerate(zip(ws.tolist(), at("instance_idx"), strict=True)):
+        values = {name: col[j] for name, col in zip(names, columns, strict=True)}
+        fields = record_fields(places[int(i)], values, meets[j], cals[int(i)], tb.weights_bytes)
+        out[w] = RecordRow(**fields)
+    return out
+
+
+# --- one group of exhaustive scenarios (same context) -------------------------------------
+
+
+def _chunks(
+    ctx: Context, items: Sequence[tuple[int, Scenario]], keep: Keep
+) -> Iterator[list[tuple[int, Scenario]]]:
+    """Slices of ``items`` of at most :data:`CHUNK_CELLS` candidates (workloads x candidates
+    of a table: the full grid, or one level per (instance, batch size))."""
+    n_cand = len(ctx.inst.instances) * len(ctx.batch_sizes)
+    if keep == "all":
+        n_cand *= len(ctx.levels)
+    chunk = max(1, CHUNK_CELLS // max(1, n_cand))
+    for start in range(0, len(items), chunk):
+        yield list(items[start : start + chunk])
+
+
+def _tables(ctx: Context, part: Sequence[tuple[int, Scenario]], keep: Keep) -> TableBatch:
+    return build_tables(
+        ctx.model,
+        [workload_of(s) for _, s in part],
+        ctx.inst,
+        ctx.batch_sizes,
+        ctx.levels,
+        ctx.options,
+        keep=keep,
+    )
+
+
+def _lean_group(ctx: Context, items: Sequence[tuple[int, Scenario]], out: list[object]) -> None:
+    """Printed results (:class:`BatchResult`) of exhaustive scenarios sharing ``ctx``, from
+    dominant tables (see the module docstring); written to ``out[index]``."""
+    from infersave.solver.recommend import closest_miss
+
+    name_rank = instance_name_rank(ctx.inst)
+    cal = ctx.calibration_name
+    for part in _chunks(ctx, items, "fitting"):
+        tb = _tables(ctx, part, keep="fitting")
+        keys = _keys(tb, name_rank)
+        feasible = np.broadcast_to(tb.ok["feasible"], tb.arrays["tps"].shape)
+        k, ok = _first_min(keys, feasible)
+        fits = _fits(tb)
+        base_k, has_base = _baseline(keys, fits)
+        recs = _record_rows(tb, k, ok, cal)
+        bases = _record_rows(tb, base_k, has_base, cal)
+        messages: dict[int, str] = {}
+        missing = np.flatnonzero(~ok)
+        if missing.size:
+            price_ok = np.broadcast_to(tb.ok["price_cap"], fits.shape)[missing].any(axis=-1)
+            # nothing fits in memory under the cap: the closest miss wants the level of least
+            # shortfall of each (instance, batch size), not the smallest fitting one
+            short = missing[price_ok & ~fits[missing].any(axis=-1)]
+            rest = np.setdiff1d(missing, short)
+            if rest.size:
+                sub = tb.rows(rest)
+                for j, w in enumerate(rest.tolist()):
+                    messages[w] = closest_miss(sub.table(j))
+            if short.size:
+                ctb = _tables(ctx, [part[w] for w in short.tolist()], keep="closest")
+                for j, w in enumerate(short.tolist()):
+                    messages[w] = closest_miss(ctb.table(j))
+        for w, (index, _) in enumerate(part):
+            rec, base = recs[w], bases[w]
+            if rec is None:
+                out[index] = BatchResult("infeasible", messages[w], None, base, None)
+                continue
+            savings = None
+            if base is not None and base.total_cost_usd > 0:
+                savings = 100.0 * (base.total_cost_usd - rec.total_cost_usd) / base.total_cost_usd
+            out[index] = BatchResult("ok", "", rec, base, savings)
+
+
 def _select(tb: TableBatch, name_rank: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Per workload of ``tb``: the best candidate of each instance in ranking order.
+    """Per workload of a full ``tb``: the best candidate of each instance in ranking order,
+    and the Max-Performance candidate.
 
     Returns ``(best_k, order, count, base_k, has_base)``: ``best_k[w, i]`` the best feasible
     candidate of instance ``i`` (valid where feasible), ``order[w]`` the instances best first,
@@ -48,59 +282,35 @@ def _select(tb: TableBatch, name_rank: np.ndarray) -> tuple[np.ndarray, ...]:
     Max-Performance candidate (valid where ``has_base[w]``).
     """
     n_w, n_i = len(tb), len(tb.inst.instances)
-    n_k = tb.ok["feasible"].shape[-1] // n_i
-    feas = np.broadcast_to(tb.ok["feasible"], (n_w, n_i * n_k)).reshape(n_w, n_i, n_k)
-    cost_r = np.round(tb.arrays["total_cost_usd"], COST_DECIMALS).reshape(n_w, n_i, n_k)
-    tps = tb.arrays["tps"].reshape(n_w, n_i, n_k)
-
-    # best per instance: lowest rounded cost, then highest TPS, then first (batch, offload)
-    key = np.where(feas, cost_r, np.inf)
-    cmin = key.min(axis=-1)
-    eq = feas & (key == cmin[..., None])
-    t = np.where(eq, tps, -np.inf)
-    tmax = t.max(axis=-1)
-    first = (eq & (t == tmax[..., None])).argmax(axis=-1)
-    best_k = np.arange(n_i) * n_k + first
-    count = eq.any(axis=-1).sum(axis=-1)
-    ranks = np.broadcast_to(name_rank, (n_w, n_i))
-    order = np.lexsort((ranks, -tmax, cmin), axis=-1)
-
-    # Max-Performance: highest TPS that fits in memory under the cap, then lowest cost, first
-    ok = tb.ok
-    mem = [c.name for c in memory_constraints(tb.options)]
-    fits = functools.reduce(np.logical_and, [ok[name] for name in (*mem, "price_cap")])
-    fits = np.broadcast_to(fits, (n_w, n_i * n_k))
-    tps2, cost2 = tps.reshape(n_w, -1), cost_r.reshape(n_w, -1)
-    tv = np.where(fits, tps2, -np.inf)
-    eq_t = fits & (tps2 == tv.max(axis=-1, keepdims=True))
-    cv = np.where(eq_t, cost2, np.inf)
-    base_k = (eq_t & (cost2 == cv.min(axis=-1, keepdims=True))).argmax(axis=-1)
-    return best_k, order, count, base_k, fits.any(axis=-1)
+    n = tb.arrays["tps"].shape[-1]
+    n_k = n // n_i
+    keys = _keys(tb, name_rank)
+    feasible = np.broadcast_to(tb.ok["feasible"], (n_w, n))
+    # within an instance: every instance has the same (batch, offload) pattern (instance-major
+    # layout), so 1-D keys are the first instance's; the name rank is constant there
+    per_inst = [
+        np.broadcast_to(key, (n_w, n)).reshape(n_w * n_i, n_k) if key.ndim == 2 else key[:n_k]
+        for key in keys
+    ]
+    local, has = _first_min(per_inst, feasible.reshape(n_w * n_i, n_k))
+    best_k = np.arange(n_i) * n_k + local.reshape(n_w, n_i)
+    has = has.reshape(n_w, n_i)
+    at_best = [
+        np.take_along_axis(key, best_k, axis=-1) if key.ndim == 2 else key[best_k] for key in keys
+    ]
+    order = np.lexsort((*at_best, ~has), axis=-1)
+    base_k, has_base = _baseline(keys, _fits(tb))
+    return best_k, order, has.sum(axis=-1), base_k, has_base
 
 
-def _solve_group(
-    ctx: Context,
-    items: Sequence[tuple[int, Scenario]],
-    out: list[Outcome | None],
-    progress: Progress | None,
-) -> None:
-    """Solve exhaustive scenarios sharing ``ctx``; write each result to ``out[index]``."""
+def _full_group(ctx: Context, items: Sequence[tuple[int, Scenario]], out: list[object]) -> None:
+    """Full :class:`SolveResult` of exhaustive scenarios sharing ``ctx``; to ``out[index]``."""
     from infersave.solver.recommend import result_from
 
-    n_cand = len(ctx.inst.instances) * len(ctx.batch_sizes) * len(ctx.levels)
-    chunk = max(1, CHUNK_CELLS // max(1, n_cand))
     name_rank = instance_name_rank(ctx.inst)
-    for start in range(0, len(items), chunk):
-        part = items[start : start + chunk]
+    for part in _chunks(ctx, items, "all"):
         t0 = time.perf_counter()
-        tb = build_tables(
-            ctx.model,
-            [workload_of(s) for _, s in part],
-            ctx.inst,
-            ctx.batch_sizes,
-            ctx.levels,
-            ctx.options,
-        )
+        tb = _tables(ctx, part, keep="all")
         best_k, order, count, base_k, has_base = _select(tb, name_rank)
         share = (time.perf_counter() - t0) / len(part)
         total = tb.arrays["total_cost_usd"]
@@ -118,12 +328,13 @@ def _solve_group(
             prep = Prepared(s, ctx.model, tb.table(w), ctx.calibration_name)
             base = int(base_k[w]) if has_base[w] else None
             out[index] = result_from(prep, k, info, (ordered, base))
-        if progress is not None:
-            progress(len(part))
+
+
+# --- tasks: a slice of the input, solved in one process ------------------------------------
 
 
 def _solve_one(s: Scenario) -> Outcome:
-    """Solve one scenario, returning the exception instead of raising (worker entry point)."""
+    """Solve one scenario, returning the exception instead of raising."""
     from infersave.solver.recommend import solve
 
     try:
@@ -134,14 +345,172 @@ def _solve_one(s: Scenario) -> Outcome:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
-def _pool(workers: int) -> ProcessPoolExecutor:
-    """A process pool: forked (cheap: caches and imports are inherited) unless a solver
-    library with threads of its own is already loaded here, which a fork could deadlock."""
+def _solve_task(items: Sequence[Scenario | Exception], lean: bool) -> list[Outcome | BatchResult]:
+    """The outcomes of ``items`` in order (a worker's entry point): exceptions pass through,
+    exhaustive scenarios are solved vectorized per context, the others one by one."""
+    out: list[object] = list(items)
+    groups: dict[tuple[object, ...], list[tuple[int, Scenario]]] = {}
+    exact: list[tuple[int, Scenario]] = []
+    for index, s in enumerate(items):
+        if isinstance(s, Exception):
+            continue
+        if s.backend == "exhaustive":
+            groups.setdefault(context_key(s), []).append((index, s))
+        else:
+            exact.append((index, s))
+    for group in groups.values():
+        try:
+            ctx = context(group[0][1])
+        except InputError as exc:
+            for index, _ in group:
+                out[index] = exc
+            continue
+        (_lean_group if lean else _full_group)(ctx, group, out)
+    for index, s in exact:
+        r = _solve_one(s)
+        out[index] = BatchResult.of(r) if lean and isinstance(r, SolveResult) else r
+    return out  # type: ignore[return-value]
+
+
+def _weight(s: Scenario | Exception) -> int:
+    return EXACT_WEIGHT if isinstance(s, Scenario) and s.backend != "exhaustive" else 1
+
+
+def _tasks(
+    scenarios: Iterable[Scenario | Exception], size: int
+) -> Iterator[list[Scenario | Exception]]:
+    """Consecutive slices of ``scenarios`` of about ``size`` weight each (read lazily)."""
+    task: list[Scenario | Exception] = []
+    weight = 0
+    for s in scenarios:
+        task.append(s)
+        weight += _weight(s)
+        if weight >= size:
+            yield task
+            task, weight = [], 0
+    if task:
+        yield task
+
+
+def _task_size(scenarios: Iterable[Scenario | Exception], workers: int, total: int | None) -> int:
+    """:data:`TASK_ROWS`, or less when the input's weight is known (a sequence, or ``total``
+    rows counted as exhaustive ones) and whole tasks would leave a worker idle: then a
+    multiple of ``workers`` tasks of equal weight."""
+    if workers == 1:
+        return TASK_ROWS
+    if isinstance(scenarios, Sequence):
+        total = sum(_weight(s) for s in scenarios)
+    if total is None:
+        return TASK_ROWS
+    n_tasks = workers * max(1, math.ceil(total / (TASK_ROWS * workers)))
+    return max(1, math.ceil(total / n_tasks))
+
+
+def _worker_init() -> None:
+    """In a worker: the parent handles Ctrl-C (and terminates the pool); SIGTERM kills."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def _pool(workers: int) -> Iterator[Pool]:
+    """A process pool that is closed and joined on success and terminated (workers killed,
+    nothing left behind) on any exception, interrupt or generator close.
+
+    Forked (cheap: caches and imports are inherited) unless a solver library with threads of
+    its own is already loaded here, which a fork could deadlock; spawned otherwise."""
     import multiprocessing as mp
 
     threaded = any(m in sys.modules for m in ("ortools", "highspy"))
     method = "fork" if "fork" in mp.get_all_start_methods() and not threaded else "spawn"
-    return ProcessPoolExecutor(workers, mp_context=mp.get_context(method))
+    pool = mp.get_context(method).Pool(workers, initializer=_worker_init)
+    try:
+        yield pool
+    except BaseException:
+        pool.terminate()
+        pool.join()
+        raise
+    pool.close()
+    pool.join()
+
+
+def clamp_workers(workers: int) -> int:
+    """``workers`` bounded by the CPUs of this machine (a note on stderr when it is cut).
+
+    Raises:
+        ValueError: if ``workers < 1``.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    cpus = os.cpu_count() or 1
+    if workers > cpus:
+        sys.stderr.write(f"infersave: note: {workers} workers for {cpus} CPUs; using {cpus}\n")
+        return cpus
+    return workers
+
+
+def solve_stream(
+    scenarios: Iterable[Scenario | Exception],
+    workers: int = 1,
+    progress: Progress | None = None,
+    lean: bool = False,
+    total: int | None = None,
+) -> Iterator[Outcome | BatchResult]:
+    """Solve every scenario, yielding one outcome per input in input order.
+
+    ``scenarios`` is read lazily, a task at a time (:data:`TASK_ROWS`); at most two tasks per
+    worker are in flight, so memory does not grow with the input. An exception in
+    ``scenarios`` is passed through as its outcome. ``workers`` (clamped to the CPU count)
+    processes share the tasks of every backend. ``lean=True`` yields :class:`BatchResult`
+    (what a batch output row prints), else :class:`SolveResult` (as ``solve`` gives). ``total``
+    (the number of scenarios of an iterator, if known) evens out the tasks of the workers. Close
+    the iterator (``contextlib.closing``) to stop early: the pool is then terminated.
+
+    Raises:
+        ValueError: if ``workers < 1`` (at the call). KeyboardInterrupt and other interrupts
+            propagate after the pool is terminated.
+    """
+    workers = clamp_workers(workers)
+    return _stream(scenarios, workers, progress, lean, _task_size(scenarios, workers, total))
+
+
+def _stream(
+    scenarios: Iterable[Scenario | Exception],
+    workers: int,
+    progress: Progress | None,
+    lean: bool,
+    size: int,
+) -> Iterator[Outcome | BatchResult]:
+    tasks = _tasks(scenarios, size)
+    head = [t for t in (next(tasks, None), next(tasks, None)) if t is not None]
+    if workers == 1 or len(head) < 2:
+        for task in itertools.chain(head, tasks):
+            done = _solve_task(task, lean)
+            if progress is not None:
+                progress(len(task))
+            yield from done
+        return
+    # the input's exceptions stay here (they are their own outcome): only scenarios travel
+    pending: deque[tuple[list[Scenario | Exception], AsyncResult[list[object]]]] = deque()
+
+    def collect() -> Iterator[Outcome | BatchResult]:
+        task, result = pending.popleft()
+        solved = iter(result.get())
+        if progress is not None:
+            progress(len(task))
+        for s in task:
+            yield s if isinstance(s, Exception) else next(solved)  # type: ignore[misc]
+
+    with _pool(workers) as pool:
+        for task in itertools.chain(head, tasks):
+            todo = [s for s in task if not isinstance(s, Exception)]
+            pending.append((task, pool.apply_async(_solve_task, (todo, lean))))
+            if len(pending) > 2 * workers:
+                yield from collect()
+        while pending:
+            yield from collect()
 
 
 def solve_many(
@@ -151,9 +520,9 @@ def solve_many(
 ) -> list[Outcome]:
     """Solve every scenario; an exception in ``scenarios`` is passed through as its outcome.
 
-    Exhaustive scenarios are evaluated in-process, vectorized per group; the others with
-    :func:`~infersave.solver.recommend.solve`, in a pool of ``workers`` processes when
-    ``workers > 1`` (started before anything else, and shut down on any exit).
+    Exhaustive scenarios are evaluated vectorized per group; the others with
+    :func:`~infersave.solver.recommend.solve`; with ``workers > 1`` (clamped to the CPU count)
+    the tasks of both run in a pool of processes, shut down on any exit.
 
     Returns:
         One outcome per input, in input order: a :class:`SolveResult` (status ok or
@@ -162,46 +531,6 @@ def solve_many(
     Raises:
         ValueError: if ``workers < 1``. KeyboardInterrupt and other interrupts propagate.
     """
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
-    out: list[Outcome | None] = [None] * len(scenarios)
-    groups: dict[tuple[object, ...], list[tuple[int, Scenario]]] = {}
-    exact: list[tuple[int, Scenario]] = []
-    for index, s in enumerate(scenarios):
-        if isinstance(s, Exception):
-            out[index] = s
-        elif s.backend == "exhaustive":
-            groups.setdefault(context_key(s), []).append((index, s))
-        else:
-            exact.append((index, s))
-    if progress is not None and any(isinstance(s, Exception) for s in scenarios):
-        progress(sum(isinstance(s, Exception) for s in scenarios))
-
-    pool = _pool(workers) if workers > 1 and len(exact) > 1 else None
-    try:
-        futures: list[tuple[int, Future[Outcome]]] = []
-        if pool is not None:
-            futures = [(index, pool.submit(_solve_one, s)) for index, s in exact]
-        for items in groups.values():
-            try:
-                ctx = context(items[0][1])
-            except InputError as exc:
-                for index, _ in items:
-                    out[index] = exc
-                if progress is not None:
-                    progress(len(items))
-                continue
-            _solve_group(ctx, items, out, progress)
-        if pool is None:
-            for index, s in exact:
-                out[index] = _solve_one(s)
-                if progress is not None:
-                    progress(1)
-        for index, fut in futures:
-            out[index] = fut.result()
-            if progress is not None:
-                progress(1)
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-    return [o if o is not None else RuntimeError("not solved") for o in out]
+    stream = solve_stream(scenarios, workers, progress, lean=False)
+    with contextlib.closing(stream):
+        return list(stream)  # type: ignore[arg-type]

@@ -32,15 +32,15 @@ import contextlib
 import csv
 import difflib
 import io
+import itertools
 import json
 import math
 import os
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from infersave.solver.records import flatten
 from infersave.solver.scenario import (
     InputError,
     Scenario,
@@ -261,11 +261,15 @@ def result_row(
 ) -> dict[str, Any]:
     """The output row of one workload (nested: ``recommendation`` is a Record's fields).
 
-    ``outcome`` is a :class:`~infersave.solver.records.SolveResult` or an exception (status
-    ``error``; the message names the row). Key scenario fields come from the scenario when
-    there is one, else from the raw ``fields``. Money in $, ``savings_pct`` in percent of the
-    Max-Performance cost, ``saved_usd`` = baseline cost - recommended cost.
+    ``outcome`` is a :class:`~infersave.solver.records.SolveResult`, the
+    :class:`~infersave.solver.records.BatchResult` of a lean batch run (then ``scenario`` is
+    required), or an exception (status ``error``; the message names the row). Key scenario
+    fields come from the scenario when there is one, else from the raw ``fields``. Money in $,
+    ``savings_pct`` in percent of the Max-Performance cost, ``saved_usd`` = baseline cost -
+    recommended cost.
     """
+    from infersave.solver.records import BatchResult
+
     out: dict[str, Any] = {"row": row}
     for key in PASSTHROUGH:
         if key in fields:
@@ -280,15 +284,18 @@ def result_row(
         out.update(recommendation=None, baseline_instance_type=None, baseline_cost_usd=None)
         out.update(savings_pct=None, saved_usd=None)
         return out
-    s = outcome.scenario
-    out.update(status=outcome.status, message=outcome.message)
-    out.update({k: getattr(s, k) for k in KEY_FIELDS})
-    rec = outcome.recommendation
-    out["recommendation"] = rec.model_dump() if rec is not None else None
-    base = outcome.baseline.max_performance
+    if not isinstance(outcome, BatchResult):
+        scenario = outcome.scenario
+        outcome = BatchResult.of(outcome)
+    out["status"] = outcome.status
+    out["message"] = outcome.message
+    for k in KEY_FIELDS:
+        out[k] = getattr(scenario, k)
+    rec, base = outcome.recommendation, outcome.baseline
+    out["recommendation"] = rec.as_dict() if rec is not None else None
     out["baseline_instance_type"] = base.instance_type if base is not None else None
     out["baseline_cost_usd"] = base.total_cost_usd if base is not None else None
-    out["savings_pct"] = outcome.baseline.savings_pct
+    out["savings_pct"] = outcome.savings_pct
     saved = None
     if rec is not None and base is not None:
         saved = base.total_cost_usd - rec.total_cost_usd
@@ -320,27 +327,64 @@ def _csv_header() -> list[str]:
     ]
 
 
-def _flat(row: Mapping[str, Any]) -> dict[str, Any]:
-    flat = flatten({k: v for k, v in row.items() if k != "recommendation"})
-    rec = row.get("recommendation")
-    if rec is not None:
-        flat.update(flatten(rec, "recommendation_"))
-    return flat
+def passthrough_columns(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The :data:`PASSTHROUGH` columns that some of ``rows`` (raw input fields or output rows)
+    has: the CSV output shows only those."""
+    found = set()
+    for r in rows:
+        found.update(h for h in PASSTHROUGH if h in r)
+        if len(found) == len(PASSTHROUGH):
+            break
+    return [h for h in PASSTHROUGH if h in found]
 
 
-def render_rows(rows: Sequence[Mapping[str, Any]], fmt: str) -> Iterator[str]:
+def _csv_cells(header: Sequence[str]) -> Any:
+    """A function from an output row to its CSV cells under ``header`` (what
+    ``csv.DictWriter`` writes for the flattened row: nested records joined with ``_``)."""
+    rec_at = [i for i, h in enumerate(header) if h.startswith("recommendation_")]
+    lo, hi = (rec_at[0], rec_at[-1] + 1) if rec_at else (len(header), len(header))
+    head, tail = header[:lo], header[hi:]
+    blank = [None] * (hi - lo)
+
+    def cells(r: Mapping[str, Any]) -> list[Any]:
+        rec = r.get("recommendation")
+        if rec is None:
+            mid = blank
+        else:  # Record fields in order, the nested memory ones in its place (as flatten does)
+            mid = []
+            for value in rec.values():
+                if isinstance(value, dict):
+                    mid.extend(value.values())
+                else:
+                    mid.append(value)
+        return [r.get(h) for h in head] + mid + [r.get(h) for h in tail]
+
+    return cells
+
+
+def render_rows(
+    rows: Sequence[Mapping[str, Any]],
+    fmt: str,
+    passthrough: Sequence[str] | None = None,
+    header: bool = True,
+) -> Iterator[str]:
     """Output text chunks of ``rows`` as ``csv`` (flattened, fixed header; the passthrough
-    columns only when some row has them) or ``jsonl`` (one JSON object per line, nested)."""
+    columns only when some row has them, or those of ``passthrough`` when given) or ``jsonl``
+    (one JSON object per line, nested). ``header=False`` leaves out the CSV header (for the
+    chunks after the first of a streamed file)."""
     if fmt == "jsonl":
         for r in rows:
             yield json.dumps(r, allow_nan=False, default=str) + "\n"
         return
-    header = [h for h in _csv_header() if h not in PASSTHROUGH or any(h in r for r in rows)]
+    shown = passthrough_columns(rows) if passthrough is None else passthrough
+    names = [h for h in _csv_header() if h not in PASSTHROUGH or h in shown]
+    cells = _csv_cells(names)
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=header, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
+    writer = csv.writer(buf, lineterminator="\n")
+    if header:
+        writer.writerow(names)
     for start in range(0, len(rows), 1000):
-        writer.writerows(_flat(r) for r in rows[start : start + 1000])
+        writer.writerows(cells(r) for r in rows[start : start + 1000])
         yield buf.getvalue()
         buf.seek(0)
         buf.truncate()
@@ -373,15 +417,41 @@ def atomic_output(path: str | Path) -> Iterator[io.TextIOWrapper]:
         raise
 
 
-def write_results(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> None:
+WRITE_ROWS = 1000
+"""Output rows rendered and written at a time by :func:`write_results`."""
+
+
+def write_results(
+    path: str | Path,
+    rows: Iterable[Mapping[str, Any]],
+    passthrough: Sequence[str] | None = None,
+) -> None:
     """Write ``rows`` (from :func:`result_row`) to ``path`` as CSV or JSON Lines by extension,
     atomically (whole or not at all).
+
+    ``rows`` may be an iterator (a stream): it is rendered :data:`WRITE_ROWS` at a time into the
+    temporary file, so memory does not grow with the number of rows; the CSV then shows the
+    ``passthrough`` columns (required for a CSV stream, as the header comes first).
 
     Raises:
         InputError: unknown output extension (checked before anything is written).
         OSError: the file cannot be written.
+        ValueError: a CSV stream without ``passthrough``.
     """
     fmt = output_format(path)
+    if passthrough is None:
+        if fmt == "csv" and not isinstance(rows, Sequence):
+            raise ValueError("write_results: a CSV stream needs its passthrough columns")
+        if isinstance(rows, Sequence):
+            passthrough = passthrough_columns(rows)
     with atomic_output(path) as fh:
-        for chunk in render_rows(rows, fmt):
-            fh.write(chunk)
+        it = iter(rows)
+        part = list(itertools.islice(it, WRITE_ROWS))
+        header = True
+        while True:
+            for chunk in render_rows(part, fmt, passthrough=passthrough, header=header):
+                fh.write(chunk)
+            part = list(itertools.islice(it, WRITE_ROWS))
+            if not part:
+                break
+            header = False

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
+from infersave.catalog.schemas import Instance
 from infersave.formulations.candidates import CandidateTable
 from infersave.solver.scenario import Scenario
 
@@ -100,46 +102,87 @@ class SolveResult(_Frozen):
     feasible_candidates: int = 0
 
 
+TABLE_COLUMNS: tuple[str, ...] = (
+    "tps",
+    "output_tps",
+    "prefill_s",
+    "decode_s",
+    "e2e_s",
+    "ttft_s",
+    "tpot_s",
+    "task_hours",
+    "billed_hours",
+    "price_per_hour",
+    "total_cost_usd",
+    "cost_efficiency",
+)
+"""The record fields read as floats from the candidate table's column of the same name."""
+
+
+def place_fields(inst: Instance) -> dict[str, Any]:
+    """The record fields of where a candidate runs and what its price is (instance facts)."""
+    return {
+        "instance_type": inst.instance_type,
+        "provider": inst.provider,
+        "region": inst.region,
+        "zone": inst.zone or (inst.spot_zone if inst.market == "spot" else None),
+        "market": inst.market,
+        "price_source": inst.price_source,
+        "price_date": inst.price_date,
+        "gpu": inst.gpu or inst.accelerator,
+        "gpu_count": float(inst.gpu_count),
+    }
+
+
+def record_fields(
+    place: Mapping[str, Any],
+    values: Mapping[str, float],
+    meets_slo: bool,
+    calibration: str,
+    weights_bytes: float,
+) -> dict[str, Any]:
+    """Every field of a :class:`Record` (``memory`` flattened: the :class:`Memory` fields),
+    from :func:`place_fields`, the candidate's table values (``batch_size``,
+    ``offload_ratio``, :data:`TABLE_COLUMNS` and the memory columns), whether it meets every
+    SLO, and the calibration name. The one definition behind :func:`make_record` and the
+    batch path's :class:`RecordRow`."""
+    return {
+        **place,
+        "batch_size": int(values["batch_size"]),
+        "offload_ratio": round(float(values["offload_ratio"]), 10),
+        **{name: float(values[name]) for name in TABLE_COLUMNS},
+        "meets_slo": bool(meets_slo),
+        "calibration": calibration,
+        "weights_bytes": int(weights_bytes),
+        "kv_cache_bytes": round(float(values["kv_cache_bytes"])),
+        "activation_bytes": round(float(values["activation_bytes"])),
+        "gpu_memory_bytes": int(values["gpu_memory_bytes"]),
+        "host_memory_bytes": int(values["host_memory_bytes"]),
+    }
+
+
+MEMORY_COLUMNS: tuple[str, ...] = (
+    "kv_cache_bytes",
+    "activation_bytes",
+    "gpu_memory_bytes",
+    "host_memory_bytes",
+)
+"""The memory columns a record reads from the table (weights are one number per table)."""
+
+
 def make_record(table: CandidateTable, k: int, calibration_name: str) -> Record:
     """The :class:`Record` of candidate ``k`` of ``table``."""
-    inst = table.inst.instances[int(table.instance_idx[k])]
     i = int(table.instance_idx[k])
-    return Record(
-        instance_type=inst.instance_type,
-        provider=inst.provider,
-        region=inst.region,
-        zone=inst.zone or (inst.spot_zone if inst.market == "spot" else None),
-        market=inst.market,
-        price_source=inst.price_source,
-        price_date=inst.price_date,
-        gpu=inst.gpu or inst.accelerator,
-        gpu_count=float(inst.gpu_count),
-        batch_size=int(table.batch_size[k]),
-        offload_ratio=round(float(table.offload_ratio[k]), 10),
-        tps=float(table.tps[k]),
-        output_tps=float(table.output_tps[k]),
-        prefill_s=float(table.prefill_s[k]),
-        decode_s=float(table.decode_s[k]),
-        e2e_s=float(table.e2e_s[k]),
-        ttft_s=float(table.ttft_s[k]),
-        tpot_s=float(table.tpot_s[k]),
-        task_hours=float(table.task_hours[k]),
-        billed_hours=float(table.billed_hours[k]),
-        price_per_hour=float(table.price_per_hour[k]),
-        total_cost_usd=float(table.total_cost_usd[k]),
-        cost_efficiency=float(table.cost_efficiency[k]),
-        meets_slo=all(
-            bool(table.ok[c.name][k]) for c in table.constraints if c.kind in ("slo", "latency")
-        ),
-        calibration=calibration_name if table.inst.calibrated[i] else "uncalibrated",
-        memory=Memory(
-            weights_bytes=int(table.weights_bytes),
-            kv_cache_bytes=round(float(table.kv_cache_bytes[k])),
-            activation_bytes=round(float(table.activation_bytes[k])),
-            gpu_memory_bytes=int(table.gpu_memory_bytes[k]),
-            host_memory_bytes=int(table.host_memory_bytes[k]),
-        ),
+    names = ("batch_size", "offload_ratio", *TABLE_COLUMNS, *MEMORY_COLUMNS)
+    values = {name: getattr(table, name)[k] for name in names}
+    meets = all(
+        bool(table.ok[c.name][k]) for c in table.constraints if c.kind in ("slo", "latency")
     )
+    cal = calibration_name if table.inst.calibrated[i] else "uncalibrated"
+    fields = record_fields(
+        place_fields(table.inst.instances[i]), values, meets, cal, table.weights_bytes
+    )
+    return RecordRow(**fields).to_record()
 
 
 def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -153,3 +196,57 @@ def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[name] = value
     return out
+
+
+_MEMORY_FIELDS: tuple[str, ...] = tuple(Memory.model_fields)
+_RECORD_TOP: tuple[str, ...] = tuple(f for f in Record.model_fields if f != "memory")
+_N_TOP = len(_RECORD_TOP)
+
+
+class RecordRow(collections.namedtuple("_RecordRowFields", (*_RECORD_TOP, *_MEMORY_FIELDS))):
+    """A :class:`Record` as a plain tuple (the batch path builds thousands of them from arrays;
+    pydantic only at the edges): the fields of :class:`Record` in order, with those of
+    :class:`Memory` flattened at the end (generated from the two models, so they cannot drift).
+    :meth:`as_dict` equals ``Record.model_dump()``."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, record: Record) -> RecordRow:
+        """The row of a :class:`Record`."""
+        d = record.model_dump()
+        memory = d.pop("memory")
+        return cls(*d.values(), *memory.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        """Nested like ``Record.model_dump()`` (``memory`` a dict of the memory fields)."""
+        d = dict(zip(_RECORD_TOP, self[:_N_TOP], strict=True))
+        d["memory"] = dict(zip(_MEMORY_FIELDS, self[_N_TOP:], strict=True))
+        return d
+
+    def to_record(self) -> Record:
+        """The pydantic :class:`Record` (validated)."""
+        return Record(**self.as_dict())
+
+
+class BatchResult(NamedTuple):
+    """What a batch output row prints of a result: status, message, the recommendation and
+    the Max-Performance baseline (no alternatives, no scenario: the caller has it)."""
+
+    status: str
+    message: str
+    recommendation: RecordRow | None
+    baseline: RecordRow | None
+    savings_pct: float | None
+
+    @classmethod
+    def of(cls, result: SolveResult) -> BatchResult:
+        """The printed part of a :class:`SolveResult`."""
+        rec, base = result.recommendation, result.baseline.max_performance
+        return cls(
+            result.status,
+            result.message,
+            RecordRow.of(rec) if rec is not None else None,
+            RecordRow.of(base) if base is not None else None,
+            result.baseline.savings_pct,
+        )

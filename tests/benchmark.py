@@ -2,16 +2,20 @@
 
 Run from the repository root:
 
-    python tests/benchmark.py                      # the issue #4 targets
-    python tests/benchmark.py --workloads 2000 --exact-workloads 100 --backends milp,cp
+    python tests/benchmark.py                      # the issue #4 and #12 targets
+    python tests/benchmark.py --workloads 2000 --large-workloads 0 --backends milp,cp
 
-Figures (wall time of each process, so start-up is included):
+Figures (wall time of each process, so start-up is included; peak memory is the largest
+resident set of the process or of one of its workers, from ``os.wait4``):
 
 * ``infersave --help``: median of ``--repeats`` runs (target < 0.4 s);
 * one ``infersave solve`` on the full us-east-1 catalog (default batch sizes 1..256, offload
   step 0.1, no price cap): median of ``--repeats`` runs (target < 1.5 s);
 * ``infersave batch`` of ``--workloads`` generated workloads on us-east-1 with the exhaustive
-  backend (target: 10,000 in < 10 s);
+  backend, with ``--workers 1`` and ``--workers 2``: median wall and peak memory of
+  ``--batch-repeats`` runs (target: 10,000 in <= 1.5 s);
+* the same for ``--large-workloads`` workloads, one run (target: 100,000 with a peak memory
+  <= 1 GiB; the memory must not grow with the number of workloads);
 * ``infersave batch --workers N`` of ``--exact-workloads`` workloads with each exact backend
   registered in ``infersave.solver.registry.BACKENDS`` (target: milp >= 50 workloads/s with 2
   workers); a backend that is not registered is skipped with a message.
@@ -55,12 +59,27 @@ def infersave_cmd() -> list[str]:
 
 def timed(args: list[str], check: bool = True) -> tuple[float, subprocess.CompletedProcess[str]]:
     """Wall seconds of one process running ``args``."""
-    t0 = time.perf_counter()
-    proc = subprocess.run(args, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - t0
+    wall, _, proc = measured(args, check)
+    return wall, proc
+
+
+def measured(
+    args: list[str], check: bool = True
+) -> tuple[float, int, subprocess.CompletedProcess[str]]:
+    """Wall seconds and peak resident memory (KiB: the largest of the process and its
+    waited-for children, e.g. a batch's workers) of one process running ``args``."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        child = subprocess.Popen(args, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - t0
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        proc = subprocess.CompletedProcess(args, child.returncode, out.read(), err.read())
     if check and proc.returncode not in (0, 1):
         raise SystemExit(f"failed ({proc.returncode}): {' '.join(args)}\n{proc.stderr}")
-    return wall, proc
+    return wall, int(usage.ru_maxrss), proc
 
 
 def generate(path: Path, n: int, seed: int, backend: str, solver: str | None = None) -> None:
@@ -110,20 +129,55 @@ def generate(path: Path, n: int, seed: int, backend: str, solver: str | None = N
 
 def batch_run(
     cmd: list[str], src: Path, out: Path, workers: int
-) -> tuple[float, dict[str, object]]:
-    """Wall seconds and JSON summary of one ``infersave batch`` process (backend per row)."""
+) -> tuple[float, int, dict[str, object]]:
+    """Wall seconds, peak memory (KiB) and JSON summary of one ``infersave batch`` process
+    (backend per row)."""
     args = [*cmd, "batch", str(src), "-o", str(out), "--format", "json"]
     if workers > 1:
         args += ["--workers", str(workers)]
-    wall, proc = timed(args)
+    wall, rss, proc = measured(args)
     summary = json.loads(proc.stderr.strip().splitlines()[-1])
-    return wall, summary
+    return wall, rss, summary
+
+
+def exhaustive_batch(cmd: list[str], d: Path, n: int, seed: int, repeats: int) -> None:
+    """Median wall and peak memory of ``repeats`` exhaustive batches of ``n`` workloads, with
+    one and two workers; the two outputs must be identical."""
+    src = d / f"workloads_{n}.csv"
+    generate(src, n, seed, "exhaustive")
+    outputs = []
+    for workers in (1, 2):
+        out = d / f"out_{n}_{workers}.csv"
+        runs = [batch_run(cmd, src, out, workers) for _ in range(repeats)]
+        wall = statistics.median(r[0] for r in runs)
+        rss = statistics.median(r[1] for r in runs)
+        s = runs[-1][2]
+        target = ""
+        if n == 10_000:
+            target = " (target <= 1.5 s)"
+        elif n >= 100_000:
+            target = " (target: peak <= 1 GiB)"
+        print(
+            f"infersave batch, exhaustive, {n:,} workloads, --workers {workers}:"
+            f" {wall:.2f} s wall (median of {repeats}), {n / wall:,.0f} workloads/s, peak"
+            f" {rss / 1024:,.0f} MiB ({s['feasible']} feasible, {s['infeasible']} infeasible,"
+            f" {s['errors']} errors){target}"
+        )
+        outputs.append(out.read_bytes())
+        out.unlink()
+    if outputs[0] != outputs[1]:
+        raise SystemExit(f"--workers 1 and 2 wrote different outputs for {n} workloads")
+    src.unlink()
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=5, help="runs of --help and solve (median)")
     p.add_argument("--workloads", type=int, default=10_000, help="exhaustive batch size")
+    p.add_argument(
+        "--large-workloads", type=int, default=100_000, help="large exhaustive batch (0: skip)"
+    )
+    p.add_argument("--batch-repeats", type=int, default=3, help="runs of the exhaustive batch")
     p.add_argument("--exact-workloads", type=int, default=500, help="exact-backend batch size")
     p.add_argument("--workers", type=int, default=2, help="--workers for the exact backends")
     p.add_argument("--backends", default="milp,cp", help="exact backends to run, comma-separated")
@@ -165,14 +219,9 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        src = d / "workloads.csv"
-        generate(src, a.workloads, a.seed, "exhaustive")
-        wall, s = batch_run(cmd, src, d / "out.csv", 1)
-        print(
-            f"infersave batch, exhaustive, {a.workloads} workloads: {wall:.2f} s wall,"
-            f" {a.workloads / wall:,.0f} workloads/s ({s['feasible']} feasible,"
-            f" {s['infeasible']} infeasible, {s['errors']} errors) (target 10,000 in < 10 s)"
-        )
+        exhaustive_batch(cmd, d, a.workloads, a.seed, a.batch_repeats)
+        if a.large_workloads:
+            exhaustive_batch(cmd, d, a.large_workloads, a.seed, 1)
 
         from infersave.solver.registry import BACKENDS
 
@@ -183,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             src = d / f"workloads_{backend}.csv"
             solver = a.milp_solver if backend == "milp" else None
             generate(src, a.exact_workloads, a.seed + 1, backend, solver)
-            wall, s = batch_run(cmd, src, d / f"out_{backend}.csv", a.workers)
+            wall, _, s = batch_run(cmd, src, d / f"out_{backend}.csv", a.workers)
             target = " (target >= 50 workloads/s)" if backend == "milp" else ""
             print(
                 f"infersave batch, {backend}{'/' + solver if solver else ''}, --workers"

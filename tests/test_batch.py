@@ -441,7 +441,7 @@ def test_cli_exception_while_writing_leaves_no_output(
 ) -> None:
     out = tmp_path / "out.jsonl"
 
-    def broken_rows(rows: Any, fmt: str) -> Any:
+    def broken_rows(rows: Any, fmt: str, *args: Any, **kwargs: Any) -> Any:
         yield "{}\n"
         raise OSError(28, "No space left on device")
 
@@ -500,3 +500,179 @@ def test_help_does_not_import_solvers() -> None:
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert batch_help.returncode == 0 and "--workers" in batch_help.stdout
+
+
+# --- the lean, streamed path (issue 12 part 3) ---------------------------------------------
+
+
+def test_record_row_mirrors_record() -> None:
+    from infersave.solver.records import Memory, Record, RecordRow
+
+    top = tuple(f for f in Record.model_fields if f != "memory")
+    assert RecordRow._fields == top + tuple(Memory.model_fields)
+    r = solve(random_scenarios(1)[0]).recommendation
+    assert r is not None
+    row = RecordRow.of(r)
+    assert row.as_dict() == r.model_dump() and row.to_record() == r
+
+
+def test_lean_stream_equals_solve() -> None:
+    """What a batch row prints, from the dominant tables, equals solve()'s for every context
+    of random_scenarios (other regions, offload steps, fixed batch, paper formulas, catalogs);
+    tiny chunks and tasks on a second pass."""
+    from infersave.solver.records import BatchResult
+
+    scenarios = random_scenarios(60, seed=21)
+    lean = list(batch_mod.solve_stream(scenarios, lean=True))
+    for s, got in zip(scenarios, lean, strict=True):
+        assert got == BatchResult.of(solve(s))
+    assert {r.status for r in lean} == {"ok", "infeasible"}
+
+
+def test_lean_stream_small_chunks_and_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(batch_mod, "CHUNK_CELLS", 1)
+    monkeypatch.setattr(batch_mod, "TASK_ROWS", 3)
+    scenarios = random_scenarios(12, seed=9)
+    ref = list(batch_mod.solve_stream(scenarios, lean=True))
+    done: list[int] = []
+    fed: list[int] = []
+
+    def lazily() -> Any:  # the stream reads its input a task at a time
+        for n, s in enumerate(scenarios):
+            fed.append(n)
+            yield s
+
+    stream = batch_mod.solve_stream(lazily(), lean=True, progress=done.append)
+    first = next(stream)
+    assert len(fed) <= 6  # two tasks read ahead at most, not the whole input
+    assert [first, *stream] == ref
+    assert sum(done) == len(scenarios)
+
+
+def test_workers_clamped_to_cpus(capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    scenarios = random_scenarios(4, seed=2)
+    out = solve_many(scenarios, workers=(os.cpu_count() or 1) + 3)
+    assert "workers for" in capsys.readouterr().err
+    for s, r in zip(scenarios, out, strict=True):
+        assert normalized(r) == normalized(solve(s))
+    with pytest.raises(ValueError):
+        solve_many(scenarios, workers=0)
+
+
+def test_solve_many_with_workers_splits_exhaustive_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exhaustive rows go to the pool too (several tasks); results in input order."""
+    import os
+
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one CPU: workers are clamped to 1")
+    scenarios = random_scenarios(10, seed=13)
+    bad = InputError("row 3: broken")
+    items: list[Scenario | Exception] = [*scenarios[:2], bad, *scenarios[2:]]
+    out = solve_many(items, workers=2)
+    assert out[2] is bad
+    for s, r in zip(scenarios, out[:2] + out[3:], strict=True):
+        assert normalized(r) == normalized(solve(s))
+
+
+def test_write_results_stream_equals_sequence(tmp_path: Path) -> None:
+    scenarios = random_scenarios(5, seed=4)[:5]
+    fields = [{"name": f"n{i}"} if i % 2 else {} for i in range(5)]
+    rows = [
+        batch_io.result_row(i + 1, f, solve(s), s)
+        for i, (f, s) in enumerate(zip(fields, scenarios, strict=True))
+    ]
+    for ext in ("csv", "jsonl"):
+        whole, streamed = tmp_path / f"a.{ext}", tmp_path / f"b.{ext}"
+        batch_io.write_results(whole, rows)
+        batch_io.write_results(streamed, iter(rows), passthrough=["name"])
+        assert whole.read_text() == streamed.read_text()
+    with pytest.raises(ValueError, match="passthrough"):
+        batch_io.write_results(tmp_path / "c.csv", iter(rows))
+    empty = tmp_path / "empty.csv"
+    batch_io.write_results(empty, iter([]), passthrough=[])
+    assert empty.read_text().startswith("row,status,message,model,")
+
+
+def test_cli_workers_2_output_identical(tmp_path: Path) -> None:
+    """--workers 2 on exhaustive rows (split over two processes) writes the same bytes."""
+    rows = [{**GOOD[i % 3], "backend": "exhaustive", "input_len": 64 + 37 * i} for i in range(40)]
+    rows.insert(5, {"name": "bad", "model": "nope", "input_len": 1, "output_len": 1,
+                    "requests": 1, "slo_tps": 1})  # fmt: skip
+    path = write_csv(tmp_path / "in.csv", rows)
+    outs = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"out{workers}.csv"
+        proc = subprocess.run(
+            [sys.executable, "-m", "infersave.cli.main", "batch", str(path), "-o", str(out),
+             "--workers", workers, "--format", "json"],
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        outs.append(out.read_text())
+        summary = json.loads(proc.stderr.strip().splitlines()[-1])
+        assert summary["workloads"] == 41 and summary["errors"] == 1
+    assert outs[0] == outs[1]
+    assert [r["name"] for r in read_csv(tmp_path / "out2.csv")][4:7] == ["summ", "bad", "big"]
+
+
+def _children(pid: int) -> set[int]:
+    """Live child processes of ``pid`` (from /proc)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        text = (task / "children").read_text() if (task / "children").exists() else ""
+        found.update(int(c) for c in text.split())
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc")
+def test_sigterm_stops_workers_and_leaves_no_temp_file(tmp_path: Path) -> None:
+    """SIGTERM in the middle of a --workers 2 run: exit 143, the pool's processes are gone,
+    no temporary file is left and an existing OUTPUT is unchanged."""
+    import os
+    import signal
+    import time
+
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one CPU: no pool")
+    src = tmp_path / "big.csv"
+    models = ["opt-1.3b", "llama-3.1-8b", "mistral-7b", "qwen2.5-14b", "mixtral-8x7b"]
+    with src.open("w") as fh:
+        fh.write("model,input_len,output_len,requests,slo_tps,backend\n")
+        for i in range(150_000):
+            fh.write(f"{models[i % 5]},{100 + i % 1900},{1 + i % 500},1000,500,exhaustive\n")
+    out = tmp_path / "out.csv"
+    out.write_text("precious\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "infersave.cli.main", "batch", str(src), "-o", str(out),
+         "--workers", "2", "-q"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        workers: set[int] = set()
+        while time.monotonic() < deadline and len(workers) < 2 and proc.poll() is None:
+            workers = _children(proc.pid)
+            time.sleep(0.05)
+        assert len(workers) >= 2, "the pool never started"
+        time.sleep(1.0)
+        assert proc.poll() is None, "finished before the signal"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode in (143, 130), err
+    assert not [p for p in workers if _alive(p)]
+    assert out.read_text() == "precious\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.csv", "out.csv"]
