@@ -413,7 +413,7 @@ def _register_commands() -> None:
     """Commands that live in their own modules register themselves here."""
     import importlib
 
-    for name in ("compare", "batch", "calibrate"):
+    for name in ("compare", "batch", "calibrate", "plan_cmd"):
         try:
             module = importlib.import_module(f"infersave.cli.{name}")
         except ModuleNotFoundError as exc:

@@ -27,7 +27,8 @@ one batch takes ``e2e_s`` = prefill + decode, so an instance sustains
 ``rate = replicas x BS / e2e_s`` requests/s (= TPS / (L_in + L_out)). There is no queueing
 model: latency is the batch's own prefill/decode time, a request's wait for a batch to form or
 to start is not predicted; the per-class capacity headroom says how far the fleet is from
-saturation.
+saturation, and ``max_utilisation`` < 1 (``--max-utilisation``) plans every instance below its
+sustainable rate.
 
 **Model** (units and the integer data below; ``l`` a line, ``c`` its class, ``t`` its type)::
 
@@ -183,6 +184,8 @@ class PlanParams:
         split: a class may be served by several types (False: ``--no-split``).
         spot_share: at most this share of each (class, type)'s instances on spot (0: none).
         spot_interruption: share of spot capacity that may be lost at any time.
+        max_utilisation: online, the share of each instance's sustainable rate the plan may
+            use (below 1 leaves room for the queueing the model does not predict).
     """
 
     mode: Mode = "online"
@@ -196,6 +199,7 @@ class PlanParams:
     split: bool = True
     spot_share: float = 0.0
     spot_interruption: float = 0.1
+    max_utilisation: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -350,7 +354,7 @@ def _capacity_units(
 ) -> tuple[int, float]:
     """(capacity per instance in demand units, seconds it works) for one line."""
     if params.mode == "online":
-        return min(PPM, math.floor(PPM * rate / demand)), 0.0
+        return min(PPM, math.floor(PPM * rate * params.max_utilisation / demand)), 0.0
     assert params.deadline_h is not None
     limit_s = 3600.0 * params.deadline_h
     if hours:
