@@ -224,6 +224,8 @@ def _class_vectors(data: FleetData, c: int, limit: int) -> tuple[np.ndarray, np.
     """Every count vector of class ``c``'s lines within the bounds that serves the class and
     keeps its spot-share rows: (counts (V, lines of c), exact cost incl. the cheapest work)."""
     sel = np.flatnonzero(data.line_class == c)
+    if sel.size == 0:  # no configuration serves the class
+        return np.zeros((0, 0), dtype=np.int64), np.zeros(0, dtype=np.int64)
     ub = data.upper[sel]
     total = math.prod(int(u) + 1 for u in ub)
     if total > limit:
