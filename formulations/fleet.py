@@ -259,6 +259,7 @@ class FleetData:
     cost_scale: int  # objective units per $ (or $/h)
     split: bool
     spot_share_pm: int  # per mille
+    projected: bool = False  # shares eliminated (see :func:`projected`)
 
     @property
     def num_lines(self) -> int:
@@ -587,15 +588,16 @@ class FleetRow:
 
 @dataclass(frozen=True)
 class Layout:
-    """Column layout: ``count`` columns ``[0, L)``, ``share`` columns ``[L, 2L)``, then one
-    ``pin`` column per group when classes are pinned (--no-split)."""
+    """Column layout: ``count`` columns ``[0, L)``, ``share`` columns ``[L, 2L)`` (none in the
+    projected model), then one ``pin`` column per group when classes are pinned (--no-split)."""
 
     n_lines: int
     n_pins: int
+    n_shares: int
 
     @property
     def num_cols(self) -> int:
-        return 2 * self.n_lines + self.n_pins
+        return self.n_lines + self.n_shares + self.n_pins
 
     def count(self, line: np.ndarray | int) -> np.ndarray | int:
         return line
@@ -604,17 +606,38 @@ class Layout:
         return self.n_lines + line
 
     def pin(self, group: np.ndarray | int) -> np.ndarray | int:
-        return 2 * self.n_lines + group
+        return self.n_lines + self.n_shares + group
 
 
 def layout(data: FleetData) -> Layout:
-    return Layout(data.num_lines, 0 if data.split else data.num_groups)
+    n = data.num_lines
+    return Layout(n, 0 if data.split else data.num_groups, 0 if data.projected else n)
+
+
+def projected(data: FleetData) -> FleetData | None:
+    """The same model with the share columns eliminated, when that is exact, else None.
+
+    For fixed counts, shares meeting ``serve_class`` and ``capacity`` exist iff
+    ``sum_l cap_l count_l >= d_c`` over the class's lines (over its pinned group with
+    --no-split): Fourier-Motzkin elimination of the shares. When no line has a per-request
+    cost (online, or offline with hourly billing) the objective does not involve the shares
+    either, so the projected model (``serve_class_<c>: sum cap x count >= d``, or
+    ``pin_<g>: sum_{l of g} cap x count - d x pin_g >= 0``) has the same feasible counts and
+    the same objective; its branch and bound works on the knapsack rows directly (ten times
+    faster on 20 coupled classes). The shares are then the cheapest exact ones
+    (:func:`allocate`). :func:`write_model` writes the full model.
+    """
+    if data.projected or (data.line_work != 0).any():
+        return data if data.projected else None
+    return replace(data, projected=True)
 
 
 def variable_names(data: FleetData) -> list[str]:
     """``count_<line>``, ``share_<line>``, ``pin_<class>_<type>``, in column order."""
     lines = [data.line_name(j) for j in range(data.num_lines)]
-    names = [f"count_{n}" for n in lines] + [f"share_{n}" for n in lines]
+    names = [f"count_{n}" for n in lines]
+    if not data.projected:
+        names += [f"share_{n}" for n in lines]
     if not data.split:
         names += [f"pin_{data.group_name(g)}" for g in range(data.num_groups)]
     return names
@@ -625,13 +648,12 @@ def bounds(data: FleetData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     continuous, pins binary."""
     lay = layout(data)
     lo = np.zeros(lay.num_cols, dtype=np.int64)
-    hi = np.concatenate(
-        [data.upper, data.demand[data.line_class], np.ones(lay.n_pins, dtype=np.int64)]
-    )
+    shares = data.demand[data.line_class][: lay.n_shares]
+    hi = np.concatenate([data.upper, shares, np.ones(lay.n_pins, dtype=np.int64)])
     integer = np.concatenate(
         [
             np.ones(data.num_lines, dtype=bool),
-            np.zeros(data.num_lines, dtype=bool),
+            np.zeros(lay.n_shares, dtype=bool),
             np.ones(lay.n_pins, dtype=bool),
         ]
     )
@@ -641,7 +663,9 @@ def bounds(data: FleetData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def objective(data: FleetData) -> np.ndarray:
     """``fleet_cost`` coefficients per column (int64, in ``data.cost_unit``)."""
     lay = layout(data)
-    return np.concatenate([data.line_cost, data.line_work, np.zeros(lay.n_pins, dtype=np.int64)])
+    return np.concatenate(
+        [data.line_cost, data.line_work[: lay.n_shares], np.zeros(lay.n_pins, dtype=np.int64)]
+    )
 
 
 def rows(data: FleetData) -> list[FleetRow]:
@@ -653,16 +677,40 @@ def rows(data: FleetData) -> list[FleetRow]:
     one = np.ones(n, dtype=np.int64)
     for c in range(data.num_classes):
         sel = lines[data.line_class == c]
+        if data.projected and data.split:  # the shares eliminated: capacity covers demand
+            out.append(
+                FleetRow(
+                    f"serve_class_{data.class_labels[c]}",
+                    np.asarray(lay.count(sel)),
+                    data.line_cap[sel].copy(),
+                    int(data.demand[c]),
+                    None,
+                )
+            )
+        elif not data.projected:
+            out.append(
+                FleetRow(
+                    f"serve_class_{data.class_labels[c]}",
+                    np.asarray(lay.share(sel)),
+                    one[: sel.size],
+                    int(data.demand[c]),
+                    int(data.demand[c]),
+                )
+            )
+    for c in range(data.num_classes):  # implied by serve + capacity; the knapsack for cuts
+        if not data.split or data.projected:
+            break
+        sel = lines[data.line_class == c]
         out.append(
             FleetRow(
-                f"serve_class_{data.class_labels[c]}",
-                np.asarray(lay.share(sel)),
-                one[: sel.size],
+                f"cover_class_{data.class_labels[c]}",
+                np.asarray(lay.count(sel)),
+                data.line_cap[sel].copy(),
                 int(data.demand[c]),
-                int(data.demand[c]),
+                None,
             )
         )
-    for j in range(n):
+    for j in range(0 if data.projected else n):
         out.append(
             FleetRow(
                 f"capacity_{data.line_name(j)}",
@@ -678,11 +726,14 @@ def rows(data: FleetData) -> list[FleetRow]:
     vcpu = data.type_vcpus[data.line_type]
     for f in sorted(data.quotas):
         sel = lines[fam == f] if n else lines
-        out.append(FleetRow(f"quota_{ident(f)}", sel, vcpu[sel], None, int(data.quotas[f])))
+        if sel.size:
+            out.append(FleetRow(f"quota_{ident(f)}", sel, vcpu[sel], None, int(data.quotas[f])))
     for t in range(len(data.type_keys)):
         if data.type_max[t] < 0:
             continue
         sel = lines[data.line_type == t]
+        if sel.size == 0:
+            continue
         out.append(
             FleetRow(
                 f"max_count_{data.type_labels[t]}",
@@ -715,6 +766,19 @@ def rows(data: FleetData) -> list[FleetRow]:
         for g in range(data.num_groups):
             sel = lines[data.line_group == g]
             c = int(data.group_class[g])
+            if data.projected:
+                out.append(
+                    FleetRow(
+                        f"pin_{data.group_name(g)}",
+                        np.concatenate([sel, [lay.pin(g)]]).astype(np.int64),
+                        np.concatenate([data.line_cap[sel], [-int(data.demand[c])]]).astype(
+                            np.int64
+                        ),
+                        0,
+                        None,
+                    )
+                )
+                continue
             out.append(
                 FleetRow(
                     f"pin_{data.group_name(g)}",
@@ -853,6 +917,7 @@ def write_model(data: FleetData, path: str, backend: str = "milp") -> None:
     Raises:
         OSError: the file cannot be written.
     """
+    data = replace(data, projected=False)
     if backend == "cp":
         text = str(CpFleet(data).model.proto)
         with open(path, "w", encoding="utf-8") as fh:
@@ -863,6 +928,122 @@ def write_model(data: FleetData, path: str, backend: str = "milp") -> None:
         prob.writeMPS(str(path))
     else:
         prob.writeLP(str(path))
+
+
+# -- exact reductions (used by the exact backends; brute force reads the full model) ---------
+
+
+def dominated(data: FleetData) -> np.ndarray:
+    """Lines that another line of the same class dominates (bool per line): dropping them
+    cannot change the optimum's cost or feasibility.
+
+    Line ``a`` dominates line ``b`` when replacing every instance of ``b`` by one of ``a``
+    keeps every row and costs no more: capacity ``cap_a >= cap_b``; cost, work cost and price
+    no higher; ``a``'s quota family either has no quota or is ``b``'s with no more vCPUs per
+    instance; ``a``'s type has no max count (or is ``b``'s type); neither is spot and ``b``'s
+    (class, type) has no spot line (its spot share row would tighten); with --no-split, both
+    are alone in their (class, type) or share it. Of two identical lines the later is dropped.
+    """
+    n = data.num_lines
+    out = np.zeros(n, dtype=bool)
+    fam = np.array(data.line_family, dtype=object)
+    has_quota = np.array([f in data.quotas for f in data.line_family], dtype=bool)
+    vcpu = data.type_vcpus[data.line_type]
+    limited = data.type_max[data.line_type] >= 0
+    spot_group = np.zeros(data.num_groups, dtype=bool)
+    spot_group[data.line_group[data.line_spot]] = True
+    group_size = np.bincount(data.line_group, minlength=data.num_groups)
+    for c in range(data.num_classes):
+        sel = np.flatnonzero(data.line_class == c)
+        if sel.size < 2:
+            continue
+        a, b = sel[:, None], sel[None, :]  # a (rows) dominates b (columns)?
+        better = (
+            (data.line_cap[a] >= data.line_cap[b])
+            & (data.line_cost[a] <= data.line_cost[b])
+            & (data.line_work[a] <= data.line_work[b])
+            & (data.line_price[a] <= data.line_price[b])
+        )
+        same = (
+            (data.line_cap[a] == data.line_cap[b])
+            & (data.line_cost[a] == data.line_cost[b])
+            & (data.line_work[a] == data.line_work[b])
+            & (data.line_price[a] == data.line_price[b])
+        )
+        quota_ok = ~has_quota[a] | ((fam[a] == fam[b]) & (vcpu[a] <= vcpu[b]))
+        count_ok = ~limited[a] | (data.line_type[a] == data.line_type[b])
+        spot_ok = ~data.line_spot[a] & ~data.line_spot[b] & ~spot_group[data.line_group[b]]
+        if data.split:
+            pin_ok = np.ones_like(better)
+        else:
+            ga, gb = data.line_group[a], data.line_group[b]
+            pin_ok = (ga == gb) | ((group_size[ga] == 1) & (group_size[gb] == 1))
+        strict = ~same | (a < b)
+        dom = better & quota_ok & count_ok & spot_ok & pin_ok & strict & (a != b)
+        hit = dom.any(axis=0)
+        # keep a line that only identical-but-dropped lines dominate: order makes one survive
+        out[sel] = hit
+    return out
+
+
+def components(data: FleetData, lines: np.ndarray | None = None) -> list[np.ndarray]:
+    """Groups of classes that share no row (budget, quota, max count) over ``lines``: each can
+    be solved on its own, exactly. Classes in ascending order within and across groups."""
+    sel = np.arange(data.num_lines) if lines is None else np.asarray(lines)
+    parent = list(range(data.num_classes))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def join(classes: np.ndarray) -> None:
+        cs = np.unique(classes)
+        for c in cs[1:]:
+            parent[find(int(c))] = find(int(cs[0]))
+
+    if data.budget is not None:
+        join(np.arange(data.num_classes))
+    fam = np.array(data.line_family, dtype=object)
+    for f in data.quotas:
+        join(data.line_class[sel[fam[sel] == f]])
+    for t in np.flatnonzero(data.type_max >= 0):
+        join(data.line_class[sel[data.line_type[sel] == t]])
+    roots: dict[int, list[int]] = {}
+    for c in range(data.num_classes):
+        roots.setdefault(find(c), []).append(c)
+    return [np.array(v, dtype=np.int64) for v in roots.values()]
+
+
+def restrict(data: FleetData, classes: np.ndarray, lines: np.ndarray) -> FleetData:
+    """The model over ``classes`` (renumbered in order) and those of ``lines`` that serve them;
+    types, families and limits unchanged (rows over no line are left out)."""
+    classes = np.asarray(classes, dtype=np.int64)
+    new_of = np.full(data.num_classes, -1, dtype=np.int64)
+    new_of[classes] = np.arange(classes.size)
+    keep = np.asarray(lines, dtype=np.int64)
+    keep = np.sort(keep[new_of[data.line_class[keep]] >= 0])
+    groups, group = np.unique(data.line_group[keep], return_inverse=True)
+    return replace(
+        data,
+        class_names=tuple(data.class_names[int(c)] for c in classes),
+        class_labels=tuple(data.class_labels[int(c)] for c in classes),
+        demand=data.demand[classes],
+        line_class=new_of[data.line_class[keep]],
+        line_type=data.line_type[keep],
+        line_group=group.reshape(-1).astype(np.int64),
+        line_spot=data.line_spot[keep],
+        line_hours=data.line_hours[keep],
+        line_cap=data.line_cap[keep],
+        line_cost=data.line_cost[keep],
+        line_work=data.line_work[keep],
+        line_price=data.line_price[keep],
+        line_family=tuple(data.line_family[int(j)] for j in keep),
+        group_class=new_of[data.group_class[groups]],
+        group_type=data.group_type[groups],
+        info=tuple(data.info[int(j)] for j in keep),
+    )
 
 
 # -- exact checks on a plan -----------------------------------------------------------------
@@ -908,6 +1089,7 @@ def allocate(data: FleetData, counts: np.ndarray) -> tuple[np.ndarray, np.ndarra
 def violations(data: FleetData, counts: np.ndarray, shares: np.ndarray) -> list[str]:
     """Names of the rows that integer ``counts`` and ``shares`` violate (exact, in integers;
     the pins are implied by the shares)."""
+    data = replace(data, projected=False)
     counts = np.asarray(counts, dtype=np.int64)
     shares = np.asarray(shares, dtype=np.int64)
     bad: list[str] = []
@@ -961,10 +1143,14 @@ __all__ = [
     "build_pulp",
     "class_capacity",
     "columns",
+    "components",
     "cost_of",
+    "dominated",
     "family_of",
     "latency_filters",
     "objective",
+    "projected",
+    "restrict",
     "rows",
     "variable_names",
     "violations",

@@ -379,26 +379,67 @@ def solve_greedy(data: FleetData) -> FleetSolution:
     )
 
 
-def search(data: FleetData, backend: str, time_limit: float | None = None) -> FleetSolution:
-    """Solve with ``backend`` (``highs``, ``cbc``, ``cp``, ``brute``). A MILP solver that
-    fails (missing, crashing, or a plan failing the exact check) is replaced by CP-SAT and the
-    note says why.
+_SOLVERS = {"highs": solve_highs, "cbc": solve_cbc, "cp": solve_cp}
+
+
+def solve_reduced(data: FleetData, backend: str, time_limit: float | None = None) -> FleetSolution:
+    """Solve with an exact backend after two exact reductions: dominated lines are dropped
+    (:func:`~infersave.formulations.fleet.dominated`) and classes that share no row are solved
+    as separate models (:func:`~infersave.formulations.fleet.components`; a budget joins them
+    all). Branch and bound over independent classes multiplies their search trees; solved apart
+    each is small. The counts are mapped back and checked against the full model.
+
+    Raises:
+        as the backend's solve function.
+    """
+    t0 = time.perf_counter()
+    fn = _SOLVERS[backend]
+    keep = np.flatnonzero(~fleet.dominated(data))
+    counts = np.zeros(data.num_lines, dtype=np.int64)
+    statuses: list[str] = []
+    n_var = n_con = 0
+    for classes in fleet.components(data, keep):
+        sub_lines = keep[np.isin(data.line_class[keep], classes)]
+        sub = fleet.restrict(data, classes, sub_lines)
+        sub = fleet.projected(sub) or sub
+        left = None if time_limit is None else max(time_limit - (time.perf_counter() - t0), 0.01)
+        sol = fn(sub, left)
+        n_var += sol.variables
+        n_con += sol.constraints
+        statuses.append(sol.status)
+        if sol.counts is None:
+            return _none(backend, sol.status, t0, (n_var, n_con))
+        counts[sub_lines] = sol.counts
+    status = "time_limit" if "time_limit" in statuses else "optimal"
+    return _finish(data, backend, counts, status, t0, (n_var, n_con))
+
+
+def search(
+    data: FleetData, backend: str, time_limit: float | None = None, reduce: bool = True
+) -> FleetSolution:
+    """Solve with ``backend`` (``highs``, ``cbc``, ``cp``, ``brute``); the exact backends use
+    :func:`solve_reduced` unless ``reduce`` is False, brute force always reads the full model.
+    A MILP solver that fails (missing, crashing, or a plan failing the exact check) is replaced
+    by CP-SAT and the note says why.
 
     Raises:
         ValueError: unknown backend; TooLarge: brute force on a large problem.
     """
     if backend == "brute":
         return solve_brute(data)
-    if backend == "cp":
-        return solve_cp(data, time_limit)
-    if backend not in ("highs", "cbc"):
+    if backend not in _SOLVERS:
         raise ValueError(f"backend: unknown {backend!r}; use one of: {', '.join(BACKENDS)}")
-    fn = solve_highs if backend == "highs" else solve_cbc
+
+    def run(be: str) -> FleetSolution:
+        return solve_reduced(data, be, time_limit) if reduce else _SOLVERS[be](data, time_limit)
+
+    if backend == "cp":
+        return run("cp")
     try:
-        return fn(data, time_limit)
+        return run(backend)
     except Exception as exc:  # never a silent wrong answer: CP-SAT is exact in integers
         why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        sol = solve_cp(data, time_limit)
+        sol = run("cp")
         return FleetSolution(
             backend,
             sol.status,
