@@ -217,20 +217,25 @@ def print_plan(result: Any) -> None:
             f" {cost}." + (f" Note: {g.note}." if g.note else "")
         )
         if result.savings_pct is not None:
-            if offline:
+            unit = (
+                f"${result.total_cost_usd:,.2f}"
+                if offline
+                else f"${result.fleet_usd_per_hour:.4g}/h"
+            )
+            if result.savings_pct >= 0:
                 render.echo(
-                    f"The exact plan costs ${result.total_cost_usd:,.2f}: {result.savings_pct:.1f}%"
-                    " less than greedy."
+                    f"The exact plan costs {unit}: {result.savings_pct:.1f}% less than greedy."
                 )
             else:
                 render.echo(
-                    f"The exact plan saves ${result.saved_usd_per_hour:.4g}/h"
-                    f" ({result.savings_pct:.1f}%) against greedy."
+                    f"The exact plan costs {unit}: {-result.savings_pct:.1f}% more than greedy,"
+                    " which is not a valid plan under these limits."
                 )
     s = result.solver
     render.echo(
         f"Solved by {s.backend} ({s.status}) in {s.solve_seconds:.3f} s: {s.variables} variables,"
-        f" {s.constraints} rows."
+        f" {s.constraints} rows after exact reductions (dominated lines dropped, independent"
+        " classes solved apart)."
     )
     if s.note:
         render.echo(f"Note: {s.note}")

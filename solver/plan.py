@@ -172,7 +172,9 @@ class ClassPlan(_Frozen):
 
 
 class PlanSolver(_Frozen):
-    """How the plan was searched; ``objective`` in ``objective_unit`` (integer)."""
+    """How the plan was searched; ``objective`` in ``objective_unit`` (integer);
+    ``variables``/``constraints`` summed over the models actually solved (after the exact
+    reductions of :func:`infersave.solver.plan_search.solve_reduced`)."""
 
     backend: str
     status: str
