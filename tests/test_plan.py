@@ -356,10 +356,10 @@ def test_csv_output_and_backends_agree_on_the_example() -> None:
 
 
 def test_budget_infeasible_exit_1_names_it() -> None:
-    code, out, err = invoke("plan", str(EXAMPLE), "--budget", "9")
+    code, out, err = invoke("plan", str(EXAMPLE), "--budget", "15")
     assert code == 1
-    assert "budget $9/h is binding" in out
-    code, out, err = invoke("plan", str(EXAMPLE), "--budget", "9", "-f", "json")
+    assert "budget $15/h is binding" in out and "$15.7/h" in out
+    code, out, err = invoke("plan", str(EXAMPLE), "--budget", "15", "-f", "json")
     assert code == 1 and "budget" in err and json.loads(out)["status"] == "infeasible"
 
 
