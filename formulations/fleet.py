@@ -39,6 +39,8 @@ sustainable rate.
     min  fleet_cost: sum_l cost_l count_l + sum_l work_l share_l
     s.t. serve_class_<c>:         sum_{l of c} share_l = d_c
          capacity_<l>:            share_l - cap_l count_l <= 0
+         cover_class_<c>:         sum_{l of c} cap_l count_l >= d_c   (implied; gives the
+                                  solver the knapsack row for its cuts; not with --no-split)
          budget:                  sum_l price_l count_l <= B                 (fleet $/h)
          quota_<family>:          sum_{l of the family} vcpus_l count_l <= Q_f
          max_count_<type>:        sum_{l of the type} count_l <= M_t
