@@ -57,6 +57,9 @@ Examples:
 
   infersave compare --model opt-2.7b --input-len 1024 --output-len 128 --slo-tps 100 --repeat 20
   (solve-time medians per backend for one scenario)
+
+  infersave compare --plan tests/data/plan_small.csv
+  (a fleet plan: HiGHS, CBC and CP-SAT against brute force, and the greedy baseline)
 """
 
 
@@ -180,9 +183,22 @@ def compare(
     fmt: Annotated[
         Format, typer.Option("--format", "-f", help="Output format: table or json.")
     ] = Format.table,
+    plan: Annotated[
+        Path | None,
+        typer.Option(
+            "--plan",
+            help="Cross-check a fleet plan instead (a workloads file as for infersave plan):"
+            " HiGHS, CBC and CP-SAT against brute force, and the greedy baseline.",
+        ),
+    ] = None,
 ) -> None:
     if fmt is Format.csv:
         fail("compare prints table or json (use --format json)")
+    if plan is not None:  # fleet plans: their own cross-check (infersave.cli.plan_cmd)
+        from infersave.cli.plan_cmd import run_compare_plan
+
+        run_compare_plan(plan, fmt, time_limit)
+        return
     if random_n is not None and random_n < 1:
         fail(f"--random needs at least 1 scenario, got {random_n}")
     fields = {

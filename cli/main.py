@@ -530,7 +530,7 @@ def _register_commands() -> None:
     """Commands that live in their own modules register themselves here."""
     import importlib
 
-    for name in ("compare", "batch", "calibration_cmd", "pareto_cmd", "serve_cmd"):
+    for name in ("compare", "batch", "calibration_cmd", "pareto_cmd", "serve_cmd", "plan_cmd"):
         try:
             module = importlib.import_module(f"infersave.cli.{name}")
         except ModuleNotFoundError as exc:
