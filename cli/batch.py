@@ -192,8 +192,14 @@ def _raise_on_sigterm() -> Iterator[None]:
         yield
         return
 
+    stopping: list[int] = []
+
     def handler(signum: int, frame: object) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        # not SIG_IGN: worker processes spawned from here would inherit an ignored SIGTERM and
+        # outlive the pool's terminate(); a second SIGTERM during the clean-up is dropped here
+        if stopping:
+            return
+        stopping.append(signum)
         raise SystemExit(128 + signum)
 
     previous = signal.signal(signal.SIGTERM, handler)
