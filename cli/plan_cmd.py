@@ -16,7 +16,6 @@ from infersave.cli.common import (
     Format,
     FormatOpt,
     TimeLimitOpt,
-    as_flags,
     fail,
     user_errors,
 )
@@ -150,7 +149,7 @@ def print_plan(result: Any) -> None:
     """The plan as tables: its lines, its classes, and the greedy baseline beside it."""
     offline = result.mode == "offline"
     if result.status != "ok":
-        render.echo(f"No plan: {as_flags(result.message)}")
+        render.echo(f"No plan: {result.message}")
         return
     cols = ["class", "instance", "count", "gpu", "TP", "dtype", "batch", "offload", "share"]
     cols += ["requests", "billed h", "finish h", "$"] if offline else ["capacity rps", "util"]
@@ -346,7 +345,7 @@ def plan_command(
     emit_plan(result, fmt)
     if result.status != "ok":
         if fmt is not Format.table:
-            sys.stderr.write(f"infersave: no plan: {as_flags(result.message)}\n")
+            sys.stderr.write(f"infersave: no plan: {result.message}\n")
         raise typer.Exit(EXIT_INFEASIBLE)
 
 
