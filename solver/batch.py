@@ -78,7 +78,14 @@ import numpy as np
 
 from infersave.formulations.candidates import Keep, TableBatch, build_tables, instance_name_rank
 from infersave.formulations.constraints import active, memory_constraints
-from infersave.solver.prepare import Context, Prepared, context, context_key, workload_of
+from infersave.solver.prepare import (
+    Context,
+    Prepared,
+    check_window,
+    context_key,
+    shared_context,
+    workload_of,
+)
 from infersave.solver.ranking import order_keys
 from infersave.solver.records import (
     MEMORY_COLUMNS,
@@ -358,9 +365,19 @@ def _solve_task(items: Sequence[Scenario | Exception], lean: bool) -> list[Outco
             groups.setdefault(context_key(s), []).append((index, s))
         else:
             exact.append((index, s))
-    for group in groups.values():
+    for whole in groups.values():
+        group = []  # the lengths are each scenario's own: a bad one fails alone
+        for index, s in whole:
+            try:
+                check_window(s)
+            except InputError as exc:
+                out[index] = exc
+            else:
+                group.append((index, s))
+        if not group:
+            continue
         try:
-            ctx = context(group[0][1])
+            ctx = shared_context(group[0][1])
         except InputError as exc:
             for index, _ in group:
                 out[index] = exc

@@ -178,13 +178,35 @@ def context_key(s: Scenario) -> tuple[object, ...]:
 
 def context(s: Scenario) -> Context:
     """Resolve model, offload grid, instance arrays and calibration name of scenario ``s``
-    (the cached parts are reused).
+    (the cached parts are reused), after checking its lengths against the model's context
+    window.
+
+    Raises:
+        InputError: on any input the catalog or the models reject.
+    """
+    check_window(s)
+    return shared_context(s)
+
+
+def check_window(s: Scenario) -> None:
+    """Refuse scenario ``s`` when its prompt plus output exceed its model's context window: a
+    check of the one scenario, never of the others that share its :func:`context_key`.
+
+    Raises:
+        InputError: unknown model, or lengths beyond the window.
+    """
+    check_context_window(resolve_model(s.model), s.input_len, s.output_len)
+
+
+def shared_context(s: Scenario) -> Context:
+    """:func:`context` without the per-scenario window check: what every scenario with the same
+    :func:`context_key` shares (a batch checks each scenario's window with :func:`check_window`
+    first).
 
     Raises:
         InputError: on any input the catalog or the models reject.
     """
     model = resolve_model(s.model)
-    check_context_window(model, s.input_len, s.output_len)
     try:
         levels = offload_levels(s.offload_step)
     except ValueError as exc:

@@ -169,6 +169,22 @@ def test_batch_results_identical_to_solve() -> None:
     assert statuses == {"ok", "infeasible"}
 
 
+def test_a_row_beyond_the_context_window_fails_alone() -> None:
+    """Rows of one model share a context; a row whose prompt + output exceed the window is an
+    error of that row only (it once failed every row of its model after it in the task)."""
+    base = Scenario(model="opt-1.3b", input_len=512, output_len=128, slo_tps=100.0,
+                    backend="exhaustive")  # fmt: skip
+    too_long = base.model_copy(update={"input_len": 4000})  # 4,128 > OPT's 2,048 tokens
+    scenarios = [too_long, base, base.model_copy(update={"output_len": 64}), too_long, base]
+    results = solve_many(scenarios)
+    for s, r in zip(scenarios, results, strict=True):
+        if s.input_len == 4000:
+            assert isinstance(r, InputError) and "context window of 2,048" in str(r)
+        else:
+            assert not isinstance(r, Exception), r
+            assert normalized(r) == normalized(solve(s))
+
+
 def test_batch_small_chunks_identical(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(batch_mod, "CHUNK_CELLS", 1)  # one workload per chunk
     scenarios = random_scenarios(12, seed=9)
