@@ -82,6 +82,7 @@ RECORD_COLUMNS = (
     "where",
     "instance",
     "gpu",
+    "TP",
     "batch",
     "offload",
     "TPS",
@@ -102,6 +103,7 @@ def _row(role: str, r: Any) -> list[str]:
         where,
         r.instance_type,
         gpus,
+        str(r.tensor_parallel),
         str(r.batch_size),
         f"{r.offload_ratio:.2f}",
         render.num(r.tps),
@@ -112,6 +114,18 @@ def _row(role: str, r: Any) -> list[str]:
         f"{r.price_per_hour:.4g}",
         render.money(r.total_cost_usd),
     ]
+
+
+def _tp_text(r: Any) -> str:
+    """``, tensor parallel 4 (2 replicas; all-reduce 3% of a batch)`` for TP > 1, else empty."""
+    if r.tensor_parallel <= 1:
+        return ""
+    replicas = r.gpu_count / r.tensor_parallel
+    share = r.allreduce_s / r.e2e_s if r.e2e_s > 0 else 0.0
+    return (
+        f", tensor parallel {r.tensor_parallel} ({replicas:g}"
+        f" replica{'s' if replicas != 1 else ''}; all-reduce {share:.0%} of a batch)"
+    )
 
 
 def _print_solve_table(result: Any) -> None:
@@ -146,7 +160,7 @@ def _print_solve_table(result: Any) -> None:
     line = (
         f"Recommended: {rec.instance_type} on {rec.provider} {rec.region}"
         f"{' (spot)' if rec.market == 'spot' else ''}"
-        f" ({rec.gpu} x{rec.gpu_count:g}), batch {rec.batch_size},"
+        f" ({rec.gpu} x{rec.gpu_count:g}){_tp_text(rec)}, batch {rec.batch_size},"
         f" KV offload {rec.offload_ratio:.0%}: {rec.tps:,.0f} TPS predicted,"
         f" {rec.billed_hours:g} billed h, total {render.money(rec.total_cost_usd)}"
         f" ({rec.calibration}; {rec.market} price of {rec.price_date or 'unknown date'})."

@@ -18,11 +18,20 @@ from typing import Literal
 import numpy as np
 
 from infersave.catalog.schemas import GPU, LLM, Instance
-from infersave.formulations import constraints, cost_model, memory_model, time_model
+from infersave.formulations import (
+    constraints,
+    cost_model,
+    memory_model,
+    parallel_model,
+    time_model,
+)
 from infersave.formulations.options import ModelOptions
 
 GIB = 2**30
 MIB = 2**20
+ACTIVATION_BYTES = 2
+"""Bytes of one hidden-state element sent by the tensor-parallel all-reduces (fp16/bf16
+activations, also under fp8/int8 weights: engines all-reduce in 16 bits)."""
 
 Calibration = Mapping[tuple[str, str], tuple[float, float]]
 """CTCF coefficients keyed by (GPU name, phase) with phase ``"prefill"`` or ``"decode"``:
@@ -51,9 +60,9 @@ class InstanceArrays:
     """Per-instance facts as arrays of shape ``(I,)``, in the units the models use."""
 
     instances: tuple[Instance, ...]
-    replicas: np.ndarray  # model replicas = GPUs (data parallel), int
+    replicas: np.ndarray  # model replicas = GPUs / TP degree (data parallel), int
     gpu_memory_bytes: np.ndarray  # usable memory of ONE GPU, bytes
-    host_memory_bytes: np.ndarray  # host memory one replica may use for offloaded KV, bytes
+    host_memory_bytes: np.ndarray  # host memory one GPU's share may use for offloaded KV, bytes
     price_per_hour: np.ndarray  # $/h of the whole instance
     peak_flops: np.ndarray  # FLOP/s of one GPU
     memory_bandwidth: np.ndarray  # bytes/s of one GPU
@@ -62,35 +71,86 @@ class InstanceArrays:
     calibrated: np.ndarray  # bool: a calibration entry applied to this GPU
     labels: tuple[str, ...] = ()  # unique identifier per instance (model variable names)
     dtype_supported: np.ndarray | None = None  # bool: tensor cores for options.dtype
+    tp: np.ndarray | None = None  # tensor-parallel degree of a replica (GPUs per replica), int
+    interconnect_bandwidth: np.ndarray | None = None  # bytes/s GPU to GPU, one direction
+    base: np.ndarray | None = None  # int: position of the row's instance in the input list
+
+    def instance_of_row(self) -> np.ndarray:
+        """Per row, the position of its (physical) instance among the instances given to
+        :func:`instance_arrays`, shape ``(I,)``: rows of one instance at other TP degrees
+        share it (each row is its own instance where not given)."""
+        if self.base is None:
+            return np.arange(len(self.instances))
+        return self.base
+
+    def tp_degrees(self) -> np.ndarray:
+        """The tensor-parallel degree of each row, shape ``(I,)`` (1 where not given)."""
+        if self.tp is None:
+            return np.ones(len(self.instances))
+        return self.tp
+
+    def links(self) -> np.ndarray:
+        """GPU-to-GPU bytes/s of each row, shape ``(I,)`` (0 where not given: no TP)."""
+        if self.interconnect_bandwidth is None:
+            return np.zeros(len(self.instances))
+        return self.interconnect_bandwidth
 
 
-def instance_labels(instances: Sequence[Instance]) -> tuple[str, ...]:
-    """A unique identifier per instance: its type (``g5.xlarge`` -> ``g5_xlarge``), with its
-    provider and region when the same type stands in several places, and ``_spot`` in the spot
-    market. The exact models name their variables with it."""
+def instance_labels(
+    instances: Sequence[Instance], tp: Sequence[int] | np.ndarray | None = None
+) -> tuple[str, ...]:
+    """A unique identifier per row: its type (``g5.xlarge`` -> ``g5_xlarge``), with its
+    provider and region when the same type stands in several places, ``_spot`` in the spot
+    market and ``_tp<t>`` for a tensor-parallel degree above 1. The exact models name their
+    variables with it."""
     places: dict[str, set[tuple[str, str]]] = {}
     for i in instances:
         places.setdefault(i.instance_type, set()).add((i.provider, i.region))
     out = []
-    for i in instances:
+    for n, i in enumerate(instances):
         label = re.sub(r"[^A-Za-z0-9]", "_", i.instance_type)
         if len(places[i.instance_type]) > 1:
             label += "_" + re.sub(r"[^A-Za-z0-9]", "_", f"{i.provider}_{i.region}")
         if i.market == "spot":
             label += "_spot"
+        if tp is not None and int(tp[n]) > 1:
+            label += f"_tp{int(tp[n])}"
         out.append(label)
     return tuple(out)
 
 
 def instance_name_rank(inst: InstanceArrays) -> np.ndarray:
-    """Position of each instance in the order of (type name, provider, region, market), int64
-    of shape ``(I,)``: the ranker's tie-break after cost and TPS, shared by every backend (one
-    region's names sort as the type names alone)."""
-    names = [(i.instance_type, i.provider, i.region, i.market) for i in inst.instances]
+    """Position of each row in the order of (type name, provider, region, market, TP degree),
+    int64 of shape ``(I,)``: the ranker's tie-break after cost and TPS, shared by every backend
+    (one region's names sort as the type names alone; of two rows of one instance, the smaller
+    tensor-parallel degree first)."""
+    tp = inst.tp_degrees()
+    names = [
+        (i.instance_type, i.provider, i.region, i.market, int(tp[n]))
+        for n, i in enumerate(inst.instances)
+    ]
     order = np.array(sorted(range(len(names)), key=names.__getitem__), dtype=np.int64)
     rank = np.empty(len(names), dtype=np.int64)
     rank[order] = np.arange(len(names))
     return rank
+
+
+def tp_rows(instances: Sequence[Instance], options: ModelOptions) -> list[tuple[Instance, int]]:
+    """(instance, tensor-parallel degree) rows of ``instances``, for each degree ``t`` of
+    ``options.tensor_degrees``: ``t = 1`` for every instance; ``t > 1`` where ``t`` divides the
+    GPU count of a multi-GPU instance whose GPU interconnect the catalog knows (NVLink or
+    PCIe). A row's replica spans ``t`` GPUs (see :mod:`.parallel_model`). Instance order is
+    kept; an instance's rows follow each other by increasing ``t``."""
+    degrees = options.tensor_degrees
+    rows: list[tuple[Instance, int]] = []
+    for inst in instances:
+        if 1 in degrees:
+            rows.append((inst, 1))
+        n = int(inst.gpu_count)
+        if n < 2 or n != inst.gpu_count or inst.interconnect is None:
+            continue
+        rows.extend((inst, t) for t in degrees if t > 1 and n % t == 0)
+    return rows
 
 
 def instance_arrays(
@@ -100,7 +160,8 @@ def instance_arrays(
     calibration: Calibration | None = None,
     allow_missing_price: bool = False,
 ) -> InstanceArrays:
-    """Turn eligible instances into arrays.
+    """Turn eligible instances into arrays, one row per (instance, tensor-parallel degree) of
+    :func:`tp_rows`.
 
     ``allow_missing_price`` prices an instance without the asked-for price at NaN $/h (for
     predictions on a bare GPU) instead of raising.
@@ -109,7 +170,9 @@ def instance_arrays(
         ValueError: if an instance names no GPU of ``gpus``, lacks the price ``options.pricing``
             asks for, or its GPU lacks a PCIe bandwidth (filter them out first).
     """
-    n = len(instances)
+    rows = tp_rows(instances, options)
+    position = {id(inst): n for n, inst in enumerate(instances)}
+    n = len(rows)
     reps = np.empty(n)
     gmem = np.empty(n)
     hmem = np.empty(n)
@@ -117,15 +180,19 @@ def instance_arrays(
     flops = np.empty(n)
     mbw = np.empty(n)
     pcie = np.empty(n)
+    tp = np.empty(n)
+    link = np.zeros(n)
     coef = np.tile(np.array([1.0, 0.0, 1.0, 0.0]), (n, 1))
     calibrated = np.zeros(n, dtype=bool)
     supported = np.ones(n, dtype=bool)
     paper = options.formulas == "paper"
-    for i, inst in enumerate(instances):
+    for i, (inst, t) in enumerate(rows):
         if inst.gpu is None or inst.gpu not in gpus:
             raise ValueError(f"{inst.instance_type}: no GPU spec for {inst.accelerator!r}")
         gpu = gpus[inst.gpu]
-        reps[i] = max(1, int(inst.gpu_count))
+        n_gpus = max(1, int(inst.gpu_count))
+        tp[i] = t
+        reps[i] = n_gpus // t
         if paper:
             gmem[i] = gpu.memory_gib * GIB
         else:
@@ -133,7 +200,8 @@ def instance_arrays(
                 gpu.usable_memory_mib * MIB if gpu.usable_memory_mib else gpu.memory_gib * GIB
             )
             gmem[i] = reported * options.gpu_memory_utilization
-        hmem[i] = inst.host_memory_gib * GIB * options.host_memory_utilization / reps[i]
+        # host memory for offloaded KV: the instance's, shared by all its GPUs (per GPU here)
+        hmem[i] = inst.host_memory_gib * GIB * options.host_memory_utilization / n_gpus
         spot = options.pricing == "spot" or inst.market == "spot"
         p = inst.spot_per_hour if spot else inst.on_demand_per_hour
         if p is None and allow_missing_price:
@@ -150,6 +218,8 @@ def instance_arrays(
         if gpu.pcie_bandwidth_gbs is None:
             raise ValueError(f"{inst.instance_type}: GPU {gpu.name} has no PCIe bandwidth")
         pcie[i] = gpu.pcie_bandwidth_gbs * 1e9
+        if t > 1:
+            link[i] = parallel_model.interconnect_bandwidth(gpu, inst.interconnect)
         if calibration is not None:
             pre = calibration.get((gpu.name, "prefill"))
             dec = calibration.get((gpu.name, "decode"))
@@ -158,8 +228,9 @@ def instance_arrays(
             if dec is not None:
                 coef[i, 2:4] = dec
             calibrated[i] = pre is not None or dec is not None
+    insts = tuple(inst for inst, _ in rows)
     return InstanceArrays(
-        tuple(instances),
+        insts,
         reps,
         gmem,
         hmem,
@@ -169,8 +240,11 @@ def instance_arrays(
         pcie,
         coef,
         calibrated,
-        instance_labels(instances),
+        instance_labels(insts, tp),
         supported,
+        tp,
+        link,
+        np.array([position[id(inst)] for inst in insts], dtype=np.int64),
     )
 
 
@@ -178,10 +252,13 @@ def instance_arrays(
 class CandidateTable:
     """Every candidate's memory, constraint values, times, TPS and cost; arrays of shape (N,).
 
-    Memory is per replica (one GPU) in bytes; ``gpu_used_bytes`` = weights + activations +
-    (1 - C_off) x KV. Times in seconds for one batch on one replica; ``tps`` is the instance's
-    total (replicas x Eq. 1); ``task_hours``, ``billed_hours`` (h), ``total_cost_usd`` ($) use
-    TPS_effective = min(tps, SLO). ``slack[name]`` is each active constraint's signed slack
+    Memory is per GPU of a replica in bytes (a replica spans ``tensor_parallel`` GPUs;
+    ``weights_bytes`` is the whole model's, ``weights_gpu_bytes`` one GPU's share);
+    ``gpu_used_bytes`` = weights + activations + (1 - C_off) x KV on one GPU. Times in seconds
+    for one batch on one replica (``allreduce_s`` of them spent in tensor-parallel
+    all-reduces); ``tps`` is the instance's total (replicas x Eq. 1); ``task_hours``,
+    ``billed_hours`` (h), ``total_cost_usd`` ($) use TPS_effective = min(tps, SLO).
+    ``slack[name]`` is each active constraint's signed slack
     (>= 0 satisfied; see :mod:`.constraints`), ``ok[name]`` is ``slack >= 0`` and ``feasible``
     their conjunction.
     """
@@ -196,6 +273,9 @@ class CandidateTable:
     batch_size: np.ndarray
     offload_ratio: np.ndarray
     weights_bytes: float
+    tensor_parallel: np.ndarray
+    allreduce_s: np.ndarray
+    weights_gpu_bytes: np.ndarray
     kv_cache_bytes: np.ndarray
     kv_per_layer_bytes: np.ndarray
     activation_bytes: np.ndarray
@@ -273,19 +353,24 @@ def _memory(
     lout: np.ndarray,
     b: np.ndarray,
     c: np.ndarray,
+    tp: np.ndarray,
     options: ModelOptions,
-) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Weights, KV cache, activations, one layer's KV and used GPU bytes per replica for
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Bytes on one GPU of a replica of tensor-parallel degree ``tp``: (the replica's weights,
+    weights per GPU, KV cache per GPU, activations, one layer's KV per GPU, used GPU bytes) for
     lengths ``lin``, ``lout``, batch sizes ``b`` and offload levels ``c`` (shaped to broadcast
-    together). Shared by :func:`_evaluate` and :func:`memory_levels`, so all see the same bytes.
-    The lengths enter only as ``lin + lout`` (exact for integer token counts)."""
+    together). Weights split ``1/t``, the KV cache ``1/min(t, kv_heads)``
+    (:mod:`.parallel_model`). Shared by :func:`_evaluate` and :func:`memory_levels`, so all see
+    the same bytes. The lengths enter only as ``lin + lout`` (exact for integer token counts)."""
     nbytes = options.bytes_per_param
     w = float(memory_model.weights_bytes(model, nbytes))
+    w_gpu = w / tp
     kv = memory_model.kv_cache_bytes(model, b, lin, lout, nbytes, options.formulas)
+    kv = kv / parallel_model.kv_shards(model, tp)
     act = memory_model.activation_bytes(model, b, lin, lout, nbytes)
     kv_layer = kv / model.num_hidden_layers
-    used = w + act + (1.0 - c) * kv
-    return w, kv, act, kv_layer, used
+    used = w_gpu + act + (1.0 - c) * kv
+    return w, w_gpu, kv, act, kv_layer, used
 
 
 def _evaluate(
@@ -314,24 +399,34 @@ def _evaluate(
         return a.reshape(n_w, 1, 1, 1)
 
     lin, lout = per_wl(wl.input_len), per_wl(wl.output_len)
-    w, kv, act, kv_layer, used = _memory(model, lin, lout, b, c, options)
+    tp_rows = inst.tp_degrees()
+    t = per_inst(tp_rows)
+    w, w_gpu, kv, act, kv_layer, used = _memory(model, lin, lout, b, c, t, options)
     gmem = per_inst(inst.gpu_memory_bytes)
     hmem = per_inst(inst.host_memory_bytes)
-    slack = constraints.memory_slacks(options, w, act, kv, kv_layer, c, used, gmem, hmem)
+    slack = constraints.memory_slacks(options, w_gpu, act, kv, kv_layer, c, used, gmem, hmem)
     ok_dtype = inst.dtype_supported
     if ok_dtype is None:
         ok_dtype = np.ones(len(inst.instances), dtype=bool)
-    slack = {"dtype_support": per_inst(np.where(ok_dtype, 0.0, -1.0)), **slack}
+    ok_tp = parallel_model.tp_supported(model, tp_rows)
+    slack = {
+        "dtype_support": per_inst(np.where(ok_dtype, 0.0, -1.0)),
+        "tensor_parallel": per_inst(np.where(ok_tp, 0.0, -1.0)),
+        **slack,
+    }
 
+    # a replica of degree t: t GPUs' compute and memory bandwidth, each GPU on its own PCIe
+    # link for its share of the offloaded KV (kv_shards of them), plus the all-reduces
+    shards = parallel_model.kv_shards(model, t)
     lt = time_model.layer_times(
         model,
         b,
         lin,
         lout,
         c,
-        per_inst(inst.peak_flops),
-        per_inst(inst.memory_bandwidth),
-        per_inst(inst.pcie_bandwidth),
+        t * per_inst(inst.peak_flops),
+        t * per_inst(inst.memory_bandwidth),
+        shards * per_inst(inst.pcie_bandwidth),
         options,
     )
     coef = per_inst(inst.ctcf)  # (1, I, 1, 1, 4)
@@ -345,7 +440,18 @@ def _evaluate(
         coef[..., 3],
     )
     reps = per_inst(inst.replicas)
-    e2e = pt.e2e_s
+    prefill_s, decode_s = pt.prefill_s, pt.decode_s
+    allreduce = np.zeros((1, 1, 1, 1))
+    if (tp_rows > 1).any():
+        ar_pre, ar_dec = parallel_model.allreduce_layer_times(
+            model, b, lin, t, per_inst(inst.links()), ACTIVATION_BYTES
+        )
+        steps = np.maximum(lout - 1.0, 0.0)
+        layers = model.num_hidden_layers
+        prefill_s = prefill_s + layers * ar_pre
+        decode_s = decode_s + layers * steps * ar_dec
+        allreduce = layers * ar_pre + layers * steps * ar_dec
+    e2e = prefill_s + decode_s
     tps = reps * time_model.throughput_tps(b, lin, lout, e2e)
     out_tps = reps * b * lout / e2e
     price = per_inst(inst.price_per_hour)
@@ -357,8 +463,8 @@ def _evaluate(
 
     # latency (seconds): TTFT = the batch's prefill (every request of a static batch gets its
     # first token when the batch's prefill ends); TPOT = one decode step; E2E = Eq. 4
-    ttft = pt.prefill_s
-    tpot = pt.decode_s / np.maximum(lout - 1.0, 1.0)
+    ttft = prefill_s
+    tpot = decode_s / np.maximum(lout - 1.0, 1.0)
     slo = per_wl(wl.slo_tps)
     slack["price_cap"] = per_wl(wl.max_price) - price
     slack["tps_slo"] = np.where(np.isfinite(slo), tps - slo, np.inf)
@@ -372,14 +478,17 @@ def _evaluate(
         "instance_idx": np.arange(n_i).reshape(1, -1, 1, 1),
         "batch_size": b,
         "offload_ratio": c,
+        "tensor_parallel": t,
+        "allreduce_s": allreduce,
+        "weights_gpu_bytes": w_gpu,
         "kv_cache_bytes": kv,
         "kv_per_layer_bytes": kv_layer,
         "activation_bytes": act,
         "gpu_used_bytes": used,
         "gpu_memory_bytes": gmem,
         "host_memory_bytes": hmem,
-        "prefill_s": pt.prefill_s,
-        "decode_s": pt.decode_s,
+        "prefill_s": prefill_s,
+        "decode_s": decode_s,
         "e2e_s": e2e,
         "ttft_s": ttft,
         "tpot_s": tpot,
@@ -525,16 +634,16 @@ Keep = Literal["all", "fitting", "closest"]
 shortfall (what the closest miss reports when nothing fits)."""
 
 
-def _memory_pairs(inst: InstanceArrays) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The distinct (GPU memory, host memory) pairs of ``inst`` as ``(gpu, host, inverse)``:
-    memory depends on an instance through them only (27 pairs for 48 instances on
-    us-east-1); ``inverse[i]`` is instance ``i``'s pair."""
+def _memory_pairs(inst: InstanceArrays) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct (GPU memory, host memory, TP degree) triples of ``inst`` as ``(gpu, host,
+    tp, inverse)``: memory depends on an instance row through them only (27 for 48 instances
+    on us-east-1 without TP); ``inverse[i]`` is row ``i``'s triple."""
     pairs, inverse = np.unique(
-        np.column_stack([inst.gpu_memory_bytes, inst.host_memory_bytes]),
+        np.column_stack([inst.gpu_memory_bytes, inst.host_memory_bytes, inst.tp_degrees()]),
         axis=0,
         return_inverse=True,
     )
-    return pairs[:, 0], pairs[:, 1], inverse.reshape(-1)
+    return pairs[:, 0], pairs[:, 1], pairs[:, 2], inverse.reshape(-1)
 
 
 def _memory_slacks(
@@ -545,10 +654,11 @@ def _memory_slacks(
     c: np.ndarray,
     gmem: np.ndarray,
     hmem: np.ndarray,
+    tp: np.ndarray,
     options: ModelOptions,
 ) -> dict[str, np.ndarray]:
-    w, kv, act, kv_layer, used = _memory(model, lin, lout, b, c, options)
-    return constraints.memory_slacks(options, w, act, kv, kv_layer, c, used, gmem, hmem)
+    _, w_gpu, kv, act, kv_layer, used = _memory(model, lin, lout, b, c, tp, options)
+    return constraints.memory_slacks(options, w_gpu, act, kv, kv_layer, c, used, gmem, hmem)
 
 
 def _fits(slack: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -576,16 +686,17 @@ def _fit_thresholds(
     hit = _THRESHOLDS.get(key)
     if hit is not None:
         return hit[0]
-    gmem, hmem, _ = _memory_pairs(inst)
+    gmem, hmem, tp, _ = _memory_pairs(inst)
     shape = (1, gmem.size, bs.size, lv.size)
     b, c = bs.reshape(1, 1, -1, 1), lv.reshape(1, 1, 1, -1)
-    gmem, hmem = _per_inst(gmem), _per_inst(hmem)
+    gmem, hmem, tp = _per_inst(gmem), _per_inst(hmem), _per_inst(tp)
     lo = np.full(shape, -1, dtype=np.int64)  # holds at lo (or lo = -1)
     hi = np.full(shape, bound, dtype=np.int64)  # fails at hi (or hi = bound)
     zero = np.zeros(shape)
     while (hi - lo > 1).any():
         mid = (lo + hi) // 2
-        ok = _fits(_memory_slacks(model, mid.astype(np.float64), zero, b, c, gmem, hmem, options))
+        mid_tokens = mid.astype(np.float64)
+        ok = _fits(_memory_slacks(model, mid_tokens, zero, b, c, gmem, hmem, tp, options))
         lo = np.where(ok, mid, lo)
         hi = np.where(ok, hi, mid)
     if len(_THRESHOLDS) >= 256:
@@ -610,14 +721,15 @@ def memory_levels(
     level fits. ``keep="closest"``: the level with the least shortfall, the largest of the
     memory constraints' ``-slack`` (the first of equal ones), as the closest miss ranks them.
 
-    Memory depends on an instance only through its (GPU memory, host memory) pair and on a
-    workload only through T = L_in + L_out. For ``fitting``, each (pair, batch size, level)
-    gets the largest T at which it fits (:func:`_fit_thresholds`, once per grid); the running
+    Memory depends on an instance row only through its (GPU memory, host memory, TP degree)
+    triple and on a workload only through T = L_in + L_out. For ``fitting``, each (triple,
+    batch size, level) gets the largest T at which it fits (:func:`_fit_thresholds`, once per
+    grid); the running
     maximum of those over the levels is non-decreasing, so the smallest fitting level of a
     workload is one binary search of its T in it. ``closest`` (and huge token counts)
     evaluate the ``(W, pairs, B, C)`` grid.
     """
-    gmem, hmem, inverse = _memory_pairs(inst)
+    gmem, hmem, tp, inverse = _memory_pairs(inst)
     n_w, n_p, n_b, n_c = len(wl), gmem.size, bs.size, lv.size
     tokens = wl.input_len + wl.output_len
     bound = 1 << int(tokens.max()).bit_length()  # a power of two above every T: reusable
@@ -638,7 +750,9 @@ def memory_levels(
     c = lv.reshape(1, 1, 1, -1)
     lin = wl.input_len.reshape(-1, 1, 1, 1)
     lout = wl.output_len.reshape(-1, 1, 1, 1)
-    slack = _memory_slacks(model, lin, lout, b, c, _per_inst(gmem), _per_inst(hmem), options)
+    slack = _memory_slacks(
+        model, lin, lout, b, c, _per_inst(gmem), _per_inst(hmem), _per_inst(tp), options
+    )
     shape = (n_w, n_p, n_b, n_c)
     if keep == "closest":
         short = functools.reduce(np.maximum, (-v for v in slack.values()))

@@ -11,6 +11,8 @@ column (model row)                  sense   slack in  slack                     
 ==================================  ======  ========  ==============================  ===========
 ``dtype_support``                   >=      GPU       supported (0) or not (-1)       (ours)
 (``dtype_supported``)
+``tensor_parallel``                 >=      GPU       shards the heads (0) or not (-1) (ours)
+(``tensor_parallel_shards_heads``)
 ``weights_fit``                     <=      bytes     GPU memory - weights            Alg. 1 l.10
 ``memory_feasibility``              <=      bytes     GPU memory - used               Alg. 1 l.6
 ``per_layer_kv``                    <=      bytes     free - one layer's KV (C_off>0) Alg. 1 l.15
@@ -20,9 +22,10 @@ column (model row)                  sense   slack in  slack                     
 ``tps_slo``                         >=      tokens/s  TPS - TPS_SLO                   III-A
 ==================================  ======  ========  ==============================  ===========
 
-"used" is weights + activations + (1 - C_off) x KV cache (per replica, one GPU); "free" is GPU
-memory - used (physics) or GPU memory - weights - activations (the paper's Algorithm 1 as
-printed). When nothing is offloaded the per-layer check does not apply and its slack is 0.
+"used" is weights + activations + (1 - C_off) x KV cache on one GPU of a replica (weights and KV
+split over its tensor-parallel GPUs, :mod:`.parallel_model`); "free" is GPU memory - used
+(physics) or GPU memory - weights - activations (the paper's Algorithm 1 as printed). When
+nothing is offloaded the per-layer check does not apply and its slack is 0.
 Under ``formulas="paper"`` the host-memory constraint does not exist (the paper never checks
 it): :func:`active` leaves it out, so no reader can apply it.
 
@@ -77,6 +80,16 @@ CONSTRAINTS: tuple[Constraint, ...] = (
         "ours: the GPU has tensor cores for the dtype (datasheet)",
         "the GPU has no tensor-core support for the dtype (FP8: Ada/Hopper and later; INT8:"
         " Turing and later; BF16: Ampere and later)",
+    ),
+    Constraint(
+        "tensor_parallel",
+        "tensor_parallel_shards_heads",
+        ">=",
+        "GPU",
+        "hardware",
+        "ours: the TP degree divides the attention heads, and the KV heads divide by it (or it"
+        " by them), as vLLM requires",
+        "the tensor-parallel degree does not divide the model's attention heads (or KV heads)",
     ),
     Constraint(
         "weights_fit",
@@ -192,10 +205,10 @@ def memory_slacks(
     """Slack (bytes, >= 0 satisfied) of each active memory constraint; arrays broadcast together.
 
     Args:
-        weights: bytes of the weights of one replica.
-        activations, kv_cache, kv_per_layer: bytes per replica (Table II).
+        weights: bytes of the weights on one GPU of a replica (the whole model / TP degree).
+        activations, kv_cache, kv_per_layer: bytes on one GPU of a replica (Table II).
         offload: C_off in [0, 1]; used: weights + activations + (1 - C_off) x KV, bytes.
-        gpu_memory: usable bytes of one GPU; host_memory: host bytes one replica may use.
+        gpu_memory: usable bytes of one GPU; host_memory: host bytes one GPU's share may use.
     """
     free = gpu_memory - used
     if options.formulas == "paper":

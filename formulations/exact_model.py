@@ -339,7 +339,8 @@ def instance_label(table: CandidateTable, i: int) -> str:
 
 
 def candidate_name(table: CandidateTable, k: int) -> str:
-    """The variable name of candidate ``k``: ``x_<instance>_bs<batch>_off<percent>``."""
+    """The variable name of candidate ``k``: ``x_<instance>_bs<batch>_off<percent>`` (the
+    instance label ends in ``_tp<t>`` for a tensor-parallel degree above 1)."""
     return (
         f"x_{instance_label(table, table.instance_idx[k])}_bs{int(table.batch_size[k])}"
         f"_off{_label(table.offload_ratio[k])}"
@@ -348,17 +349,20 @@ def candidate_name(table: CandidateTable, k: int) -> str:
 
 @dataclass(frozen=True)
 class Group:
-    """One kind of indicator variable: ``y`` (instance), ``z`` (batch size), ``w`` (offload
-    level), with the group of each kept candidate and the label of a group id."""
+    """One kind of indicator variable: ``y`` (instance row), ``t`` (tensor-parallel degree, when
+    a degree above 1 is among the candidates), ``z`` (batch size), ``w`` (offload level), with
+    the group of each kept candidate and the label of a group id."""
 
     kind: str
     prefix: str
     of: np.ndarray
 
     def label(self, table: CandidateTable, g: int) -> str:
-        """The name part of group ``g`` (``g5_xlarge``, ``bs16``, ``off30``)."""
+        """The name part of group ``g`` (``g5_xlarge``, ``tp4``, ``bs16``, ``off30``)."""
         if self.kind == "instance":
             return instance_label(table, g)
+        if self.kind == "tensor_parallel":
+            return f"tp{g}"
         if self.kind == "batch_size":
             return f"bs{int(table.batch_sizes[g])}"
         return f"off{_label(table.levels[g])}"
@@ -368,11 +372,13 @@ def groups(enc: Encoding, subset: np.ndarray | None = None) -> tuple[Group, ...]
     """The indicator groups linked to the candidates ``subset`` (positions in ``enc.kept``):
     rows ``link_<kind>_<label>: sum of its x = indicator`` and ``exactly_one_<kind>``."""
     sub = np.arange(enc.kept.size) if subset is None else np.asarray(subset)
-    return (
-        Group("instance", "y", enc.instance_of[sub]),
-        Group("batch_size", "z", enc.batch_of[sub]),
-        Group("offload_level", "w", enc.level_of[sub]),
-    )
+    out = [Group("instance", "y", enc.instance_of[sub])]
+    tp = enc.table.inst.tp_degrees()[enc.instance_of[sub]].astype(np.int64)
+    if tp.size and (tp > 1).any():  # choose a tensor-parallel degree (a row per degree)
+        out.append(Group("tensor_parallel", "t", tp))
+    out.append(Group("batch_size", "z", enc.batch_of[sub]))
+    out.append(Group("offload_level", "w", enc.level_of[sub]))
+    return tuple(out)
 
 
 @dataclass(frozen=True)

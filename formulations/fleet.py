@@ -212,6 +212,7 @@ class LineInfo:
     type_index: int
     instance: Instance
     candidate: int  # index in the class's candidate table
+    tensor_parallel: int
     batch_size: int
     offload_ratio: float
     prefill_s: float
@@ -299,11 +300,12 @@ class FleetData:
         raise ValueError(f"unknown relaxation {what!r}")
 
     def line_name(self, line: int) -> str:
-        """``<class>_<type>_bs<batch>_off<percent>[_h<hours>][_spot]``."""
+        """``<class>_<type>[_tp<t>]_bs<batch>_off<percent>[_h<hours>][_spot]``."""
         i = self.info[line]
+        tp = f"_tp{i.tensor_parallel}" if i.tensor_parallel > 1 else ""
         base = (
             f"{self.class_labels[int(self.line_class[line])]}_"
-            f"{self.type_labels[int(self.line_type[line])]}_bs{i.batch_size}"
+            f"{self.type_labels[int(self.line_type[line])]}{tp}_bs{i.batch_size}"
             f"_off{round(i.offload_ratio * 100):d}"
         )
         if i.hours:
@@ -338,18 +340,20 @@ def latency_filters(table: CandidateTable, spec: ClassSpec) -> dict[str, np.ndar
 
 
 def best_per_type(table: CandidateTable, eligible: np.ndarray) -> dict[int, int]:
-    """Per instance index of the table, its eligible candidate of the highest request rate
-    (ties: smaller batch, then smaller offload: the table's order)."""
+    """Per instance of the table (over its rows at every tensor-parallel degree), its eligible
+    candidate of the highest request rate (ties: smaller TP degree, smaller batch, then smaller
+    offload: the table's order), keyed by that candidate's instance row."""
     rate = table.tps / float(table.workload.input_len + table.workload.output_len)
     k = np.flatnonzero(eligible)
     if k.size == 0:
         return {}
-    # sort by instance, rate descending, then table order (batch, offload ascending)
-    order = np.lexsort((k, -rate[k], table.instance_idx[k]))
+    # sort by instance, rate descending, then table order (TP, batch, offload ascending)
+    physical = table.inst.instance_of_row()[table.instance_idx[k]]
+    order = np.lexsort((k, -rate[k], physical))
     ks = k[order]
-    inst = table.instance_idx[ks]
+    inst = physical[order]
     first = np.flatnonzero(np.r_[True, inst[1:] != inst[:-1]])
-    return {int(inst[f]): int(ks[f]) for f in first}
+    return {int(table.instance_idx[ks[f]]): int(ks[f]) for f in first}
 
 
 def _capacity_units(
@@ -376,6 +380,7 @@ class Offer:
     instance: Instance
     rate_rps: float
     candidate: int = -1
+    tensor_parallel: int = 1
     batch_size: int = 1
     offload_ratio: float = 0.0
     prefill_s: float = 0.0
@@ -396,6 +401,7 @@ def offers_from_table(c: int, table: CandidateTable, eligible: np.ndarray) -> li
                 instance=table.inst.instances[i],
                 rate_rps=float(table.tps[k]) / (lin + lout),
                 candidate=k,
+                tensor_parallel=int(table.tensor_parallel[k]),
                 batch_size=int(table.batch_size[k]),
                 offload_ratio=float(table.offload_ratio[k]),
                 prefill_s=float(table.prefill_s[k]),
@@ -488,6 +494,7 @@ def assemble(params: PlanParams, specs: Sequence[ClassSpec], offers: Sequence[Of
                         type_index=t,
                         instance=inst,
                         candidate=o.candidate,
+                        tensor_parallel=o.tensor_parallel,
                         batch_size=o.batch_size,
                         offload_ratio=o.offload_ratio,
                         prefill_s=o.prefill_s,

@@ -34,6 +34,9 @@ DTYPE_BYTES: dict[str, int] = {"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8"
 
 DEFAULT_BATCH_SIZES: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
+TP_DEGREES: tuple[int, ...] = (1, 2, 4, 8)
+"""Tensor-parallel degrees searched by default (each must divide the instance's GPU count)."""
+
 
 @dataclass(frozen=True)
 class ModelOptions:
@@ -52,6 +55,8 @@ class ModelOptions:
             (AWS Linux on-demand billing: per second with a 60 s minimum).
         pricing: ``"on-demand"``, ``"spot"`` or ``"both"`` (each instance's own market,
             ``Instance.market``) $/h.
+        tensor_parallel: a fixed tensor-parallel degree (GPUs per replica), or None to search
+            :data:`TP_DEGREES` (see :mod:`.parallel_model`).
     """
 
     dtype: str = "fp16"
@@ -61,6 +66,15 @@ class ModelOptions:
     host_memory_utilization: float = 0.8
     billing: Billing = "hourly"
     pricing: Pricing = "on-demand"
+    tensor_parallel: int | None = None
+
+    @property
+    def tensor_degrees(self) -> tuple[int, ...]:
+        """The tensor-parallel degrees to evaluate: the fixed ``tensor_parallel``, else
+        :data:`TP_DEGREES` (only 1 under the paper's formulas: the paper models one GPU)."""
+        if self.tensor_parallel is not None:
+            return (self.tensor_parallel,)
+        return (1,) if self.formulas == "paper" else TP_DEGREES
 
     @property
     def compute_dtype(self) -> str:

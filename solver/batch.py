@@ -203,7 +203,7 @@ def _record_rows(
     columns = [at(name) for name in names]
     for j, (w, i) in enumerate(zip(ws.tolist(), at("instance_idx"), strict=True)):
         values = {name: col[j] for name, col in zip(names, columns, strict=True)}
-        fields = record_fields(places[int(i)], values, meets[j], cals[int(i)], tb.weights_bytes)
+        fields = record_fields(places[int(i)], values, meets[j], cals[int(i)])
         out[w] = RecordRow(**fields)
     return out
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from infersave.formulations.options import DEFAULT_BATCH_SIZES, DTYPE_BYTES
+from infersave.formulations.options import DEFAULT_BATCH_SIZES, DTYPE_BYTES, TP_DEGREES
 
 REQUIRED: Any = ...
 """Default of a field the user must give."""
@@ -213,6 +213,15 @@ FIELDS: tuple[FieldSpec, ...] = (
         " instance_type, region, on_demand_per_hour[, spot_per_hour, source, date].",
     ),
     FieldSpec("dtype", Literal[DTYPES], "fp16", f"Weights/KV precision: {', '.join(DTYPES)}."),
+    FieldSpec(
+        "tensor_parallel",
+        int | None,
+        None,
+        "Fix the tensor-parallel degree (GPUs per replica) instead of searching"
+        f" {', '.join(map(str, TP_DEGREES))} (each that divides the instance's GPUs).",
+        "GPUs",
+        {"ge": 1, "le": 16},
+    ),
     FieldSpec(
         "formulas",
         Literal["physics", "paper"],

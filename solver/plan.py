@@ -350,9 +350,9 @@ def explain_class(cls: PlanClass, table: Any, filters: Mapping[str, np.ndarray])
     head = f"class {cls.name!r} ({s.model}): no configuration can serve it"
     if not mem.any():
         return (
-            f"{head}: {s.model} does not fit in one GPU of any instance in {s.region} at any"
-            f" batch size and offload ratio ({s.dtype}; one replica per GPU, no tensor"
-            " parallelism yet)"
+            f"{head}: {s.model} does not fit in any instance in {s.region} at any batch size,"
+            f" tensor-parallel degree and offload ratio ({s.dtype}; pipeline and expert"
+            " parallelism across instances are not modelled)"
         )
     base = mem.copy()
     if "instances" in filters:
@@ -513,6 +513,7 @@ def _lines(
                 family=data.line_family[j],
                 count=n,
                 spot=info.spot,
+                tp=info.tensor_parallel,
                 dtype=cls.scenario.dtype,
                 batch_size=info.batch_size,
                 offload_ratio=info.offload_ratio,

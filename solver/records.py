@@ -18,8 +18,9 @@ class _Frozen(BaseModel):
 
 
 class Memory(_Frozen):
-    """Memory of one replica in bytes. ``gpu_memory_bytes`` is the usable memory of one GPU;
-    ``host_memory_bytes`` the host memory one replica may use for offloaded KV cache."""
+    """Memory on one GPU of a replica in bytes (a replica spans ``tensor_parallel`` GPUs: the
+    weights and the KV cache are split over them). ``gpu_memory_bytes`` is the usable memory of
+    one GPU; ``host_memory_bytes`` the host memory one GPU's share of offloaded KV may use."""
 
     weights_bytes: int
     kv_cache_bytes: int
@@ -29,12 +30,16 @@ class Memory(_Frozen):
 
 
 class Record(_Frozen):
-    """One configuration (instance, batch size, offload ratio) with its predictions.
+    """One configuration (instance, tensor-parallel degree, batch size, offload ratio) with its
+    predictions.
 
-    ``tps`` counts input + output tokens per second over all replicas (Eq. 1); ``output_tps``
-    only generated tokens. ``prefill_s``/``decode_s`` are for one batch on one replica (all
-    decode steps). ``task_hours`` uses TPS_effective (Eq. 2); ``billed_hours`` per the billing
-    mode; ``total_cost_usd`` = billed_hours x price_per_hour; ``cost_efficiency`` per Eq. 3.
+    ``tensor_parallel`` is the GPUs of one replica (the instance runs gpu_count /
+    tensor_parallel replicas). ``tps`` counts input + output tokens per second over all
+    replicas (Eq. 1); ``output_tps`` only generated tokens. ``prefill_s``/``decode_s`` are for
+    one batch on one replica (all decode steps), ``allreduce_s`` the part of their sum spent in
+    tensor-parallel all-reduces. ``task_hours`` uses TPS_effective (Eq. 2); ``billed_hours``
+    per the billing mode; ``total_cost_usd`` = billed_hours x price_per_hour;
+    ``cost_efficiency`` per Eq. 3.
     ``calibration`` names the CTCF coefficients applied, or ``uncalibrated``. ``provider``,
     ``region`` and ``zone`` (when the provider prices per zone) say where; ``market``
     (``on-demand`` or ``spot``), ``price_source`` and ``price_date`` where the $/h comes from.
@@ -49,6 +54,7 @@ class Record(_Frozen):
     price_date: str | None = None
     gpu: str
     gpu_count: float
+    tensor_parallel: int = 1
     batch_size: int
     offload_ratio: float
     tps: float
@@ -58,6 +64,7 @@ class Record(_Frozen):
     e2e_s: float
     ttft_s: float
     tpot_s: float
+    allreduce_s: float = 0.0
     task_hours: float
     billed_hours: float
     price_per_hour: float
@@ -103,6 +110,7 @@ class SolveResult(_Frozen):
 
 
 TABLE_COLUMNS: tuple[str, ...] = (
+    "allreduce_s",
     "tps",
     "output_tps",
     "prefill_s",
@@ -139,7 +147,6 @@ def record_fields(
     values: Mapping[str, float],
     meets_slo: bool,
     calibration: str,
-    weights_bytes: float,
 ) -> dict[str, Any]:
     """Every field of a :class:`Record` (``memory`` flattened: the :class:`Memory` fields),
     from :func:`place_fields`, the candidate's table values (``batch_size``,
@@ -148,12 +155,13 @@ def record_fields(
     batch path's :class:`RecordRow`."""
     return {
         **place,
+        "tensor_parallel": int(values["tensor_parallel"]),
         "batch_size": int(values["batch_size"]),
         "offload_ratio": round(float(values["offload_ratio"]), 10),
         **{name: float(values[name]) for name in TABLE_COLUMNS},
         "meets_slo": bool(meets_slo),
         "calibration": calibration,
-        "weights_bytes": int(weights_bytes),
+        "weights_bytes": round(float(values["weights_gpu_bytes"])),
         "kv_cache_bytes": round(float(values["kv_cache_bytes"])),
         "activation_bytes": round(float(values["activation_bytes"])),
         "gpu_memory_bytes": int(values["gpu_memory_bytes"]),
@@ -162,12 +170,15 @@ def record_fields(
 
 
 MEMORY_COLUMNS: tuple[str, ...] = (
+    "tensor_parallel",
+    "weights_gpu_bytes",
     "kv_cache_bytes",
     "activation_bytes",
     "gpu_memory_bytes",
     "host_memory_bytes",
 )
-"""The memory columns a record reads from the table (weights are one number per table)."""
+"""The per-candidate columns a record reads besides :data:`TABLE_COLUMNS`: the TP degree and the
+memory on one GPU."""
 
 
 def make_record(table: CandidateTable, k: int, calibration_name: str) -> Record:
@@ -179,9 +190,7 @@ def make_record(table: CandidateTable, k: int, calibration_name: str) -> Record:
         bool(table.ok[c.name][k]) for c in table.constraints if c.kind in ("slo", "latency")
     )
     cal = calibration_name if table.inst.calibrated[i] else "uncalibrated"
-    fields = record_fields(
-        place_fields(table.inst.instances[i]), values, meets, cal, table.weights_bytes
-    )
+    fields = record_fields(place_fields(table.inst.instances[i]), values, meets, cal)
     return RecordRow(**fields).to_record()
 
 

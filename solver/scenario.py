@@ -80,6 +80,7 @@ class _ScenarioBase(BaseModel):
             host_memory_utilization=f.host_memory_utilization,
             billing=f.billing,
             pricing=f.pricing,
+            tensor_parallel=f.tensor_parallel,
         )
 
 

@@ -165,6 +165,7 @@ def test_feasible_is_conjunction_of_named_constraints(exact_options: ModelOption
     assert (t.feasible == both).all()
     assert set(t.ok) == {
         "dtype_support",
+        "tensor_parallel",
         "weights_fit",
         "memory_feasibility",
         "per_layer_kv",

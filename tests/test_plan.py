@@ -376,11 +376,11 @@ def test_quota_forces_other_families_on_the_example() -> None:
 
 def test_a_class_nothing_can_serve(tmp_path: Path) -> None:
     src = tmp_path / "p.csv"
-    src.write_text(
-        "service,model,input_len,output_len,rate_rps,ttft_slo\n"
-        "chat,llama-3.1-8b,512,256,1,\n"
-        "big,llama-3.1-70b,512,256,1,\n"
-        "fast,llama-3.1-8b,4096,16,1,0.001\n"
+    src.write_text(  # big: 70B in fp16 on one GPU (tensor parallelism fixed at 1)
+        "service,model,input_len,output_len,rate_rps,ttft_slo,tensor_parallel\n"
+        "chat,llama-3.1-8b,512,256,1,,\n"
+        "big,llama-3.1-70b,512,256,1,,1\n"
+        "fast,llama-3.1-8b,4096,16,1,0.001,\n"
     )
     code, out, _ = invoke("plan", str(src))
     assert code == 1
