@@ -27,6 +27,7 @@ from infersave.cli.common import (
     CalibrationOpt,
     CatalogOpt,
     DtypeOpt,
+    TensorParallelOpt,
     E2eOpt,
     ExcludeOpt,
     Format,
@@ -216,6 +217,7 @@ def solve_cmd(
     billing: BillingOpt = None,
     pricing: PricingOpt = None,
     dtype: DtypeOpt = None,
+    tensor_parallel: TensorParallelOpt = None,
     formulas: FormulasOpt = None,
     perf_model: PerfModelOpt = None,
     calibration: CalibrationOpt = None,
@@ -287,6 +289,7 @@ def solve_cmd(
             billing=billing,
             pricing=pricing,
             dtype=dtype,
+            tensor_parallel=tensor_parallel,
             formulas=formulas,
             perf_model=perf_model,
             calibration=calibration,
@@ -358,6 +361,7 @@ def predict_cmd(
     billing: BillingOpt = None,
     pricing: PricingOpt = None,
     dtype: DtypeOpt = None,
+    tensor_parallel: TensorParallelOpt = None,
     formulas: FormulasOpt = None,
     perf_model: PerfModelOpt = None,
     calibration: CalibrationOpt = None,
@@ -381,6 +385,7 @@ def predict_cmd(
             billing=billing,
             pricing=pricing,
             dtype=dtype,
+            tensor_parallel=tensor_parallel,
             formulas=formulas,
             perf_model=perf_model,
             calibration=calibration,
@@ -397,7 +402,7 @@ def predict_cmd(
         m = rec.memory
         gb = 1e9
         render.echo(
-            f"Memory per replica: weights {m.weights_bytes / gb:.2f} GB, KV cache"
+            f"Memory per GPU{_tp_text(rec)}: weights {m.weights_bytes / gb:.2f} GB, KV cache"
             f" {m.kv_cache_bytes / gb:.2f} GB, activations {m.activation_bytes / gb:.3f} GB;"
             f" usable GPU {m.gpu_memory_bytes / gb:.2f} GB, host for KV"
             f" {m.host_memory_bytes / gb:.2f} GB. One batch end to end: {rec.e2e_s:.3g} s"

@@ -92,7 +92,9 @@ def predict(
 ) -> Prediction:
     """Memory, times, TPS and cost of ``s.model`` at batch ``s.batch_size`` on ``instance`` (in
     ``s.region``) or on one ``gpu``. Without ``offload_ratio`` the smallest offload level of the
-    grid that fits in memory is used (Algorithm 1), or 0 when none fits.
+    grid that fits in memory is used (Algorithm 1), or 0 when none fits; on a multi-GPU
+    instance, at the smallest tensor-parallel degree that fits (``s.tensor_parallel`` fixes
+    it). ``problems`` lists the hardware and memory constraints the prediction violates.
 
     Raises:
         InputError: unknown model, instance or GPU, or an offload ratio outside [0, 1].
@@ -118,7 +120,9 @@ def predict(
         except ValueError as exc:
             raise InputError(f"offload_step: {exc}") from exc
     table = build_table(model, workload_of(s), arrays, [s.batch_size], levels, options)
-    fits = np.flatnonzero(table.memory_ok)
+    checks = tuple(c for c in table.constraints if c.kind == "hardware")
+    checks += memory_constraints(options)
+    fits = np.flatnonzero(np.logical_and.reduce([table.ok[c.name] for c in checks]))
     k = int(fits[0]) if fits.size else 0
-    problems = violated(table.slack, k, memory_constraints(options))
+    problems = violated(table.slack, k, checks)
     return Prediction(make_record(table, k, cal_name), problems)
