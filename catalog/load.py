@@ -342,7 +342,8 @@ def regions(price_set: str = "aws") -> tuple[str, ...]:
 
 
 def models() -> dict[str, LLM]:
-    """The curated LLMs (``models.csv``), keyed by short lower-case name (``"opt-2.7b"``).
+    """The curated LLMs (``models.csv``, then ``models_extra.csv``: the newer families read
+    from their config.json), keyed by short lower-case name (``"opt-2.7b"``, ``"qwen3-8b"``).
 
     Shapes are from each model's Hugging Face ``config.json``; parameter counts are computed
     from the dimensions. Returns a fresh dict each call. Raises :class:`CatalogError`.
@@ -352,9 +353,10 @@ def models() -> dict[str, LLM]:
 
 @functools.cache
 def _models() -> Mapping[str, LLM]:
-    table = _data_file("models.csv", LLM)
-    _unique(table, lambda m: m.name, "models.csv", "name")
-    _unique(table, lambda m: m.hf_id.lower(), "models.csv", "hf_id")
+    table = _data_file("models.csv", LLM) + _data_file("models_extra.csv", LLM)
+    files = "models.csv/models_extra.csv"
+    _unique(table, lambda m: m.name, files, "name")
+    _unique(table, lambda m: m.hf_id.lower(), files, "hf_id")
     return {m.name: m for m in table}
 
 

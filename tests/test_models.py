@@ -1,0 +1,172 @@
+"""The newer model families: real config.json files parsed into their shape, parameter counts
+against the published totals, KV-cache bytes per token by hand, and the shipped catalog rows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from infersave.catalog import curate
+from infersave.catalog.hf_config import count_llm_parameters, llm_from_config
+from infersave.catalog.load import CatalogError, find_model, models
+
+CONFIGS = Path(__file__).parent / "data" / "configs"
+DATA = Path(__file__).resolve().parents[1] / "catalog" / "data"
+
+# Published totals (model cards / tech reports) and our tolerance. "active" excludes the input
+# embedding table where the publisher does (DeepSeek-V3 36.6B + 0.9B head..., gpt-oss): see
+# ``active_minus_embedding``.
+PUBLISHED = {
+    # file: (total, active, active excludes the input embedding, tolerance)
+    "llama-3.1-8b.json": (8.03e9, 8.03e9, False, 0.005),
+    "llama-3.2-3b.json": (3.21e9, 3.21e9, False, 0.005),
+    "llama-3.3-70b.json": (70.6e9, 70.6e9, False, 0.005),
+    "qwen3-8b.json": (8.2e9, 8.2e9, False, 0.005),
+    "qwen3-32b.json": (32.8e9, 32.8e9, False, 0.005),
+    "qwen3-30b-a3b.json": (30.5e9, 3.3e9, False, 0.02),  # Qwen3 card: 30.5B / 3.3B (2 digits)
+    "deepseek-v3.json": (671e9, 36.6e9, True, 0.005),  # tt-metal README_WEIGHTS: 671B / 36.6B
+    "gpt-oss-20b.json": (20.91e9, 3.61e9, True, 0.005),  # OpenAI model card: 20.91B / 3.61B
+}
+
+
+@pytest.mark.parametrize("file", sorted(PUBLISHED))
+def test_parameter_counts_match_published_totals(file: str) -> None:
+    m = llm_from_config(CONFIGS / file)
+    total, active, no_embed, tol = PUBLISHED[file]
+    ours_active = m.num_active_parameters - (m.vocab_size * m.hidden_size if no_embed else 0)
+    assert m.num_parameters == pytest.approx(total, rel=tol)
+    assert ours_active == pytest.approx(active, rel=tol)
+    assert count_llm_parameters(m) == (m.num_parameters, m.num_active_parameters)
+
+
+def test_deepseek_v3_shape_and_exact_count() -> None:
+    m = llm_from_config(CONFIGS / "deepseek-v3.json")
+    assert (m.kv_lora_rank, m.q_lora_rank, m.qk_nope_head_dim, m.qk_rope_head_dim) == (
+        512, 1536, 128, 64,
+    )  # fmt: skip
+    assert (m.v_head_dim, m.head_dim, m.num_experts, m.experts_per_token) == (128, 192, 256, 8)
+    assert (m.dense_layers, m.always_active_expert_size, m.moe_intermediate_size) == (3, 2048, 2048)
+    assert m.max_position_embeddings == 163840 and not m.tie_word_embeddings and m.is_mla
+    # By hand: attention per layer q_a 7168x1536 + norm 1536 + q_b 1536x128x192 + kv_a
+    # 7168x576 + norm 512 + kv_b 512x128x256 + o 16384x7168 = 187,107,328, + 2 norms 14,336;
+    # 3 dense MLPs 3x7168x18432; 58 MoE layers: 257 experts 3x7168x2048 + router 256x7168 + 256.
+    attn = 7168 * 1536 + 1536 + 1536 * 128 * 192 + 7168 * 576 + 512 + 512 * 128 * 256
+    attn += 128 * 128 * 7168
+    expert = 3 * 7168 * 2048
+    fixed = 2 * 129280 * 7168 + 7168 + 61 * (attn + 2 * 7168) + 3 * 3 * 7168 * 18432
+    fixed += 58 * (expert + 256 * 7168 + 256)
+    assert m.num_parameters == fixed + 58 * 256 * expert == 671_026_419_200
+    assert m.num_active_parameters == fixed + 58 * 8 * expert
+
+
+def test_qwen3_moe_and_gpt_oss_shapes() -> None:
+    q = llm_from_config(CONFIGS / "qwen3-30b-a3b.json")
+    assert (q.num_experts, q.experts_per_token, q.moe_intermediate_size) == (128, 8, 768)
+    assert (q.head_dim, q.num_key_value_heads, q.dense_layers) == (128, 4, 0)
+    assert q.always_active_expert_size is None and q.sliding_window is None
+    g = llm_from_config(CONFIGS / "gpt-oss-20b.json")
+    assert (g.num_experts, g.experts_per_token, g.moe_intermediate_size) == (32, 4, None)
+    assert (g.sliding_window, g.sliding_window_pattern, g.sliding_layers) == (128, 2, 12)
+    assert g.max_position_embeddings == 131072
+    # By hand, per layer: q/k/v/o with biases 26,550,080 + 64 sinks; 2 norms 5,760; router
+    # 2880x32 + 32; expert gate_up 2880x5760 + 5760, down 2880x2880 + 2880 = 24,891,840.
+    layer = 26_550_144 + 5_760 + 92_192
+    assert g.num_parameters == 2 * 201088 * 2880 + 2880 + 24 * (layer + 32 * 24_891_840)
+
+
+def test_llama_and_qwen3_dense_shapes() -> None:
+    small = llm_from_config(CONFIGS / "llama-3.2-3b.json")
+    assert small.tie_word_embeddings and small.head_dim == 128
+    # 28 x (attention 25,165,824 + MLP 75,497,472 + norms 6,144) + embed 394,002,432 + 3,072
+    assert small.num_parameters == 28 * (25_165_824 + 75_497_472 + 6_144) + 394_002_432 + 3_072
+    q = llm_from_config(CONFIGS / "qwen3-8b.json")
+    assert (q.max_position_embeddings, q.tie_word_embeddings, q.sliding_window) == (
+        40960, False, None,
+    )  # fmt: skip
+    # q_norm + k_norm add 2 x 128 per layer over a Llama of the same shape.
+    llama_like = count_llm_parameters(q.model_copy(update={"model_type": "llama"}))[0]
+    assert q.num_parameters - llama_like == 36 * 256
+
+
+def _write(tmp_path: Path, cfg: dict[str, object], name: str = "config.json") -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(cfg), encoding="utf-8")
+    return path
+
+
+def test_gemma3_nested_text_config_and_window_pattern(tmp_path: Path) -> None:
+    cfg = {
+        "_name_or_path": "tiny/gemma3",
+        "model_type": "gemma3",
+        "text_config": {
+            "model_type": "gemma3_text",
+            "hidden_size": 8,
+            "intermediate_size": 16,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "head_dim": 4,
+            "vocab_size": 10,
+            "sliding_window": 3,
+            "max_position_embeddings": 64,
+        },
+    }
+    m = find_model(_write(tmp_path, cfg))
+    assert m.name == "tiny/gemma3" and m.model_type == "gemma3_text" and m.tie_word_embeddings
+    assert (m.sliding_window, m.sliding_window_pattern, m.sliding_layers) == (3, 6, 10)
+    # per layer: q 8x8, k,v 2x8x4, o 8x8 = 192; q/k norms 8; MLP 3x8x16 = 384; 4 norms 32
+    assert m.num_parameters == 12 * (192 + 8 + 384 + 32) + 80 + 8
+
+
+def test_layer_types_and_sliding_window_flags(tmp_path: Path) -> None:
+    base = {
+        "model_type": "mistral",
+        "hidden_size": 8,
+        "intermediate_size": 16,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 2,
+        "vocab_size": 10,
+        "sliding_window": 5,
+    }
+    assert find_model(_write(tmp_path, base, "a.json")).sliding_layers == 4
+    qwen = {**base, "model_type": "qwen3", "use_sliding_window": False}
+    assert find_model(_write(tmp_path, qwen, "b.json")).sliding_window is None
+    full = {**base, "layer_types": ["full_attention"] * 4}
+    assert find_model(_write(tmp_path, full, "c.json")).sliding_window is None
+    odd = {**base, "layer_types": ["sliding_attention", "full_attention", "full_attention", "x"]}
+    with pytest.raises(CatalogError, match=r"odd\.json: key layer_types"):
+        find_model(_write(tmp_path, odd, "odd.json"))
+    short = {**base, "layer_types": ["full_attention"]}
+    with pytest.raises(CatalogError, match=r"short\.json: key layer_types must list"):
+        find_model(_write(tmp_path, short, "short.json"))
+
+
+def test_mla_config_missing_rank_names_key(tmp_path: Path) -> None:
+    cfg = json.loads((CONFIGS / "deepseek-v3.json").read_text(encoding="utf-8"))
+    del cfg["qk_rope_head_dim"]
+    with pytest.raises(CatalogError, match=r"ds\.json: required key qk_rope_head_dim missing"):
+        find_model(_write(tmp_path, cfg, "ds.json"))
+
+
+def test_shipped_newer_models_and_lookup_by_hf_id() -> None:
+    m = find_model("Qwen/Qwen3-8B")
+    assert m.name == "qwen3-8b" and m.max_position_embeddings == 40960
+    assert find_model("deepseek-ai/DeepSeek-V3").is_mla
+    for name in curate.EXTRA_MODELS:
+        row = models()[name]
+        assert "vendored in github.com/" in row.source
+        assert count_llm_parameters(row) == (row.num_parameters, row.num_active_parameters)
+
+
+def test_extra_models_csv_regenerates_byte_for_byte() -> None:
+    text = curate.to_csv(curate.MODEL_COLUMNS, curate.curate_extra_models(CONFIGS))
+    assert text == (DATA / "models_extra.csv").read_text(encoding="utf-8")
+
+
+def test_curated_sliding_windows() -> None:
+    assert find_model("mistral-7b").sliding_layers == 32
+    gemma = find_model("gemma-2-9b")
+    assert (gemma.sliding_window, gemma.sliding_layers) == (4096, 21)
+    assert find_model("llama-3.1-8b").sliding_window is None
