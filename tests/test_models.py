@@ -4,8 +4,11 @@ against the published totals, KV-cache bytes per token by hand, and the shipped 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from infersave.catalog import curate
@@ -170,3 +173,86 @@ def test_curated_sliding_windows() -> None:
     gemma = find_model("gemma-2-9b")
     assert (gemma.sliding_window, gemma.sliding_layers) == (4096, 21)
     assert find_model("llama-3.1-8b").sliding_window is None
+
+
+# ---------------------------------------------------------------- KV cache
+
+
+def test_kv_bytes_per_token_mla_and_paper() -> None:
+    from infersave.formulations import memory_model as mem
+
+    ds = llm_from_config(CONFIGS / "deepseek-v3.json")
+    # One latent per token and layer: 61 layers x (512 + 64) x 2 bytes (bf16).
+    assert mem.kv_bytes_per_token(ds, 2) == 61 * (512 + 64) * 2 == 70_272
+    # Per-head K and V would be 2 x 61 x 128 x 192 x 2 = 5,996,544: MLA is 85x smaller.
+    assert mem.kv_cache_bytes(ds, 4, 1000, 24, 2) == 4 * 1024 * 70_272
+    # The paper's printed formula stays as printed: 2 x heads x bytes x layers.
+    assert mem.kv_bytes_per_token(ds, 2, formulas="paper") == 2 * 128 * 2 * 61
+
+
+def test_kv_sliding_window_caps_windowed_layers() -> None:
+    from infersave.formulations import memory_model as mem
+
+    g = llm_from_config(CONFIGS / "gpt-oss-20b.json")
+    # 2 x 8 KV heads x 64 x 2 bytes = 2,048 per layer; 24 layers -> 49,152 at short contexts.
+    assert mem.kv_bytes_per_token(g, 2) == 24 * 2048 == 49_152
+    assert mem.kv_request_bytes(g, 100, 2) == 100 * 49_152
+    # 1,000 tokens: 12 full layers x 1,000 + 12 windowed x 128 = 13,536 layer-tokens.
+    assert mem.kv_request_bytes(g, 1000, 2) == 13_536 * 2048 == 27_721_728
+    assert mem.kv_cache_bytes(g, 3, 900, 100, 2) == 3 * 27_721_728
+    assert mem.kv_bytes_per_token(g, 2, context_len=1000) == pytest.approx(27_721.728)
+    gemma = find_model("gemma-2-9b")
+    # 8,192 tokens: 21 full x 8,192 + 21 windowed x 4,096, 2 x 8 x 256 x 2 = 8,192 B each.
+    assert mem.kv_request_bytes(gemma, 8192, 2) == (21 * 8192 + 21 * 4096) * 8192
+    assert mem.kv_cache_bytes(gemma, 1, 8000, 192, 2, formulas="paper") == (8192 * 2 * 16 * 2 * 42)
+
+
+def test_kv_request_bytes_is_monotone_and_bounded() -> None:
+    from infersave.formulations import memory_model as mem
+
+    g = find_model("gpt-oss-20b")
+    ctx = np.arange(1, 5000, 7, dtype=np.float64)
+    kv = mem.kv_request_bytes(g, ctx, 2)
+    assert np.all(np.diff(kv) > 0)
+    assert np.all(kv <= ctx * mem.kv_bytes_per_token(g, 2))
+    assert np.all(kv >= ctx * mem.kv_bytes_per_token(g, 2) / 2)  # half the layers are full
+
+
+# ---------------------------------------------------------------- end to end
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "infersave.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+WORKLOAD = ("--input-len", "1024", "--output-len", "256", "--slo-tps", "500")
+
+
+def test_cli_solves_a_shipped_hugging_face_id() -> None:
+    p = _cli("solve", "--model", "Qwen/Qwen3-8B", *WORKLOAD, "--format", "json")
+    assert p.returncode == 0, p.stderr
+    rec = json.loads(p.stdout)["recommendation"]
+    assert rec["tps"] >= 500 and rec["total_cost_usd"] > 0
+
+
+def test_cli_solves_from_a_config_file_and_checks_its_context_window() -> None:
+    cfg = str(CONFIGS / "gpt-oss-20b.json")
+    p = _cli("solve", "--model", cfg, *WORKLOAD)
+    assert p.returncode == 0, p.stderr
+    long = ("--input-len", "131000", "--output-len", "100", "--slo-tps", "1")
+    p = _cli("solve", "--model", cfg, *long)
+    assert p.returncode == 2 and "context window of 131,072" in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_moe_that_fits_nowhere_says_expert_parallelism_is_not_modelled() -> None:
+    p = _cli("solve", "--model", "deepseek-v3", *WORKLOAD)
+    assert p.returncode == 1
+    assert "tensor parallelism is not modelled, nor expert parallelism" in p.stdout + p.stderr
+    p = _cli("solve", "--model", "llama-3.1-405b", *WORKLOAD)
+    assert p.returncode == 1 and "expert parallelism" not in p.stdout + p.stderr
