@@ -256,3 +256,28 @@ def test_moe_that_fits_nowhere_says_expert_parallelism_is_not_modelled() -> None
     assert "tensor parallelism is not modelled, nor expert parallelism" in p.stdout + p.stderr
     p = _cli("solve", "--model", "llama-3.1-405b", *WORKLOAD)
     assert p.returncode == 1 and "expert parallelism" not in p.stdout + p.stderr
+
+
+# ---------------------------------------------------------------- MoE decode read
+
+
+def test_moe_decode_reads_the_experts_a_batch_touches() -> None:
+    from infersave.formulations.time_model import _moe_params_read
+
+    q = llm_from_config(CONFIGS / "qwen3-30b-a3b.json")
+    one_expert = 48 * 3 * 2048 * 768  # one routed expert in each of the 48 MoE layers
+    always = q.num_parameters - 128 * one_expert
+    got = _moe_params_read(q, np.array([1.0, 2.0, 1e6]))
+    assert got[0] == pytest.approx(q.num_active_parameters, rel=1e-12)  # k = 8 experts
+    # 2 tokens: 128 x (1 - (120/128)^2) = 15.5 distinct experts per layer in expectation
+    assert got[1] == pytest.approx(always + 15.5 * one_expert, rel=1e-12)
+    assert got[2] == pytest.approx(q.num_parameters, rel=1e-12)
+    ds = llm_from_config(CONFIGS / "deepseek-v3.json")
+    ds_expert = 58 * 3 * 7168 * 2048
+    # Always read: attention, embeddings, router, the always-active expert, 3 dense MLPs.
+    assert ds.num_parameters - 256 * ds_expert == pytest.approx(
+        _moe_params_read(ds, np.array([0.0]))[0], rel=1e-12
+    )
+    assert np.all(np.diff(_moe_params_read(ds, np.arange(1.0, 600.0))) > 0)
+    dense = find_model("llama-3.1-8b")
+    assert np.all(_moe_params_read(dense, np.array([1.0, 64.0])) == dense.num_parameters)
