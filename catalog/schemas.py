@@ -127,6 +127,28 @@ class LLM(_Frozen):
     ``head_dim`` x ``num_key_value_heads`` is the width of K (and of V) per layer: the KV cache
     stores 2 x that many values per token per layer (MHA, GQA and MQA alike).
     ``ffn_matrices`` is 2 for a plain MLP (OPT, Falcon) and 3 for a gated one (SwiGLU/GeGLU).
+    ``max_position_embeddings`` is the context window (tokens per request, prompt + output).
+
+    Family details, all defaulted so a plain dense model needs none of them:
+
+    * ``model_type``: the config's ``model_type`` (``llama``, ``qwen3_moe``, ``deepseek_v3``,
+      ``gpt_oss``, ...), which selects the per-family parameter count.
+    * ``tie_word_embeddings``: the LM head shares the token-embedding matrix.
+    * ``sliding_window`` (tokens) and ``sliding_window_pattern``: which layers attend to the
+      last ``sliding_window`` tokens only. With a pattern p, layer i (0-based) uses full
+      attention iff (i + 1) % p == 0 and the window otherwise (the Gemma 3 config's meaning:
+      p = 6 is 5 local layers then 1 global; p = 2 is Gemma 2's and gpt-oss's alternation);
+      no pattern means every layer uses the window (Mistral-7B-v0.1, Phi-3-mini).
+    * Multi-head latent attention (DeepSeek-V2/V3): ``kv_lora_rank`` (the compressed KV
+      latent, what the cache stores), ``q_lora_rank`` (None: queries are not compressed),
+      ``qk_nope_head_dim``, ``qk_rope_head_dim`` (the decoupled RoPE key, also cached) and
+      ``v_head_dim``. ``head_dim`` is then the query/key head width nope + rope.
+    * Mixture of experts: ``num_experts`` routed experts of width ``moe_intermediate_size``
+      (None: ``intermediate_size``, as in Mixtral and gpt-oss), ``experts_per_token`` routed
+      per token, ``always_active_expert_size`` the total width of the experts every token of a
+      MoE layer passes through (DeepSeek: n_s experts x moe width; Qwen2-MoE's one), and
+      ``dense_layers`` layers whose MLP is dense with ``intermediate_size`` (DeepSeek
+      ``first_k_dense_replace``).
     """
 
     name: str
@@ -146,3 +168,34 @@ class LLM(_Frozen):
     num_experts: PositiveInt | None = None
     experts_per_token: PositiveInt | None = None
     source: str = ""
+    model_type: str = ""
+    tie_word_embeddings: bool = False
+    sliding_window: PositiveInt | None = None
+    sliding_window_pattern: PositiveInt | None = None
+    kv_lora_rank: PositiveInt | None = None
+    q_lora_rank: PositiveInt | None = None
+    qk_nope_head_dim: PositiveInt | None = None
+    qk_rope_head_dim: PositiveInt | None = None
+    v_head_dim: PositiveInt | None = None
+    moe_intermediate_size: PositiveInt | None = None
+    always_active_expert_size: PositiveInt | None = None
+    dense_layers: int = Field(default=0, ge=0)
+
+    @property
+    def is_mla(self) -> bool:
+        """True for multi-head latent attention (DeepSeek-V2/V3): the KV cache is a latent."""
+        return self.kv_lora_rank is not None
+
+    @property
+    def is_moe(self) -> bool:
+        """True for a mixture of experts (more than one routed expert per MoE layer)."""
+        return bool(self.num_experts and self.num_experts > 1)
+
+    @property
+    def sliding_layers(self) -> int:
+        """How many layers attend within ``sliding_window`` only (0 without a window)."""
+        if self.sliding_window is None:
+            return 0
+        if self.sliding_window_pattern is None:
+            return self.num_hidden_layers
+        return self.num_hidden_layers - self.num_hidden_layers // self.sliding_window_pattern

@@ -21,20 +21,70 @@ def weights_bytes(model: LLM, bytes_per_param: int) -> int:
     return int(model.num_parameters) * int(bytes_per_param)
 
 
-def kv_bytes_per_token(model: LLM, bytes_per_param: int, formulas: Formulas = "physics") -> int:
+def kv_bytes_per_token(
+    model: LLM,
+    bytes_per_param: int,
+    formulas: Formulas = "physics",
+    context_len: np.ndarray | float | None = None,
+) -> int | np.ndarray:
     """KV-cache bytes stored per token over all layers.
 
-    ``physics``: 2 (K and V) x layers x num_key_value_heads x head_dim x bytes. This is right for
-    multi-head (MHA), grouped-query (GQA) and multi-query (MQA) attention; e.g. llama-3.1-8b
-    (32 layers, 8 KV heads of 128) stores 2*32*8*128*2 = 131,072 bytes per token in fp16.
+    ``physics`` (paper Table II corrected; model cards, vLLM's KV cache spec):
+
+    * MHA, GQA and MQA: 2 (K and V) x layers x num_key_value_heads x head_dim x bytes; e.g.
+      llama-3.1-8b (32 layers, 8 KV heads of 128) stores 2*32*8*128*2 = 131,072 bytes per
+      token in fp16.
+    * Multi-head latent attention (DeepSeek-V2/V3): ONE latent per token and layer, not K and V
+      per head: layers x (kv_lora_rank + qk_rope_head_dim) x bytes (DeepSeek-V2 paper sec.
+      2.1; vLLM's MLA cache stores kv_c and k_pe); DeepSeek-V3: 61 x (512 + 64) x 2 = 70,272
+      bytes per token in bf16.
+    * Sliding-window layers (Mistral-7B-v0.1, Gemma 2/3, gpt-oss) hold at most
+      ``sliding_window`` tokens of a request. Without ``context_len`` the result counts every
+      layer (right for contexts up to the window). With ``context_len`` (tokens per request,
+      scalar or array) it is the average per token of a request of that length:
+      (full layers x ctx + windowed layers x min(ctx, window)) / ctx x per-layer bytes, a float
+      or array of ``context_len``'s shape; :func:`kv_request_bytes` is that times ctx.
 
     ``paper``: Table II as printed, 2 x nh x bytes x L, which uses the number of attention heads
-    where the K/V width belongs (a slip listed in shared/data/README.md).
+    where the K/V width belongs (a slip listed in shared/data/README.md); no MLA, no window.
     """
     layers = model.num_hidden_layers
     if formulas == "paper":
         return 2 * model.num_attention_heads * bytes_per_param * layers
-    return 2 * layers * model.num_key_value_heads * model.head_dim * bytes_per_param
+    per_layer = _kv_layer_token_bytes(model, bytes_per_param)
+    if context_len is None or not model.sliding_layers:
+        return layers * per_layer
+    ctx = np.maximum(np.asarray(context_len, dtype=np.float64), 1.0)
+    return kv_request_bytes(model, ctx, bytes_per_param, formulas) / ctx
+
+
+def _kv_layer_token_bytes(model: LLM, bytes_per_param: int) -> int:
+    """KV bytes of one token in one layer (physics): the MLA latent + RoPE key, else K and V."""
+    if model.kv_lora_rank is not None:
+        return (model.kv_lora_rank + (model.qk_rope_head_dim or 0)) * bytes_per_param
+    return 2 * model.num_key_value_heads * model.head_dim * bytes_per_param
+
+
+def kv_request_bytes(
+    model: LLM,
+    context_len: np.ndarray | float,
+    bytes_per_param: int,
+    formulas: Formulas = "physics",
+) -> np.ndarray:
+    """KV cache of ONE request holding ``context_len`` tokens, bytes (shape of context_len).
+
+    = per-layer token bytes x (full layers x ctx + windowed layers x min(ctx, window)): a
+    sliding-window layer keeps only the last ``sliding_window`` tokens (vLLM frees the blocks
+    that fall out of the window; Gemma 2/3 and gpt-oss model cards). Without a window this is
+    ctx x :func:`kv_bytes_per_token`. ``paper``: ctx x the printed Table II figure.
+    """
+    ctx = np.asarray(context_len, dtype=np.float64)
+    if formulas == "paper" or not model.sliding_layers:
+        return ctx * kv_bytes_per_token(model, bytes_per_param, formulas)
+    window = float(model.sliding_window or 0)
+    full = model.num_hidden_layers - model.sliding_layers
+    tokens = full * ctx + model.sliding_layers * np.minimum(ctx, window)
+    return tokens * _kv_layer_token_bytes(model, bytes_per_param)
 
 
 def kv_cache_bytes(
@@ -47,11 +97,13 @@ def kv_cache_bytes(
 ) -> np.ndarray:
     """KV cache of a full batch at its longest context, bytes (Table II, Mem_KVcache).
 
-    = batch_size x (L_in + L_out) x :func:`kv_bytes_per_token`. Shape of ``batch_size``.
+    = batch_size x :func:`kv_request_bytes` at L_in + L_out tokens, which is batch_size x
+    (L_in + L_out) x :func:`kv_bytes_per_token` unless sliding-window layers cap their part at
+    the window. Shape of ``batch_size``.
     Example: opt-2.7b, batch 32, 1,152 tokens, fp16 -> 32*1152*327,680 = 12,079,595,520 bytes.
     """
-    tokens = np.asarray(batch_size, dtype=np.float64) * (input_len + output_len)
-    return tokens * kv_bytes_per_token(model, bytes_per_param, formulas)
+    per_request = kv_request_bytes(model, input_len + output_len, bytes_per_param, formulas)
+    return np.asarray(batch_size, dtype=np.float64) * per_request
 
 
 def kv_cache_per_layer_bytes(

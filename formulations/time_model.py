@@ -61,16 +61,29 @@ def ctcf(t: np.ndarray, alpha: np.ndarray | float, beta: np.ndarray | float) -> 
 
 def _moe_params_read(model: LLM, batch: np.ndarray) -> np.ndarray:
     """Parameters whose weights one decode step reads: all of them for a dense model; for a
-    mixture of experts, the shared ones plus the experts that at least one of ``batch`` tokens
-    is routed to (expected count under uniform routing)."""
+    mixture of experts, everything but the routed experts (attention, embeddings, router, the
+    always-active experts, the dense layers' MLPs) plus, in each MoE layer, the routed experts
+    at least one of the ``batch`` tokens goes to.
+
+    Under uniform top-k routing a given expert escapes all B tokens with probability
+    (1 - k/E)^B, so a layer touches E x (1 - (1 - k/E)^B) distinct experts in expectation:
+    k at B = 1 (the active parameters), -> E as B grows (all resident weights). One routed
+    expert's weights over all MoE layers are (total - active) / (E - k), which counts biases
+    and dense layers as :func:`~infersave.catalog.hf_config.count_parameters` does. Compute
+    uses the active parameters (2 x active FLOPs per token, :func:`layer_times`). Real routers
+    are not uniform (fewer distinct experts, hot experts); expert parallelism is not modelled.
+    """
     total = float(model.num_parameters)
     if not model.num_experts or not model.experts_per_token:
         return np.full(np.shape(batch), total)
-    e, k = model.num_experts, model.experts_per_token
-    per_expert = (total - model.num_active_parameters) / (e - k)
-    shared = total - e * per_expert
-    touched = e * (1.0 - (1.0 - k / e) ** batch)
-    return shared + touched * per_expert
+    e, k = float(model.num_experts), float(min(model.experts_per_token, model.num_experts))
+    if e <= k:
+        return np.full(np.shape(batch), total)
+    per_expert = (total - model.num_active_parameters) / (e - k)  # one expert, every MoE layer
+    always_read = total - e * per_expert
+    b = np.maximum(np.asarray(batch, dtype=np.float64), 0.0)
+    touched = e * (1.0 - (1.0 - k / e) ** b)
+    return always_read + touched * per_expert
 
 
 ROOFLINE_COMPUTE_EFFICIENCY = 0.55

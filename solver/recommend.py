@@ -57,7 +57,8 @@ def closest_miss(table: CandidateTable) -> str:
             return (
                 f"the weights alone ({table.weights_bytes / GB:.1f} GB) exceed every GPU {cap}"
                 f" (largest usable: {gpu / GB:.1f} GB on {inst.instance_type}); one replica"
-                f" must fit on one GPU (tensor parallelism is not modelled): {raise_cap}use"
+                f" must fit on one GPU (tensor parallelism is not modelled"
+                f"{', nor expert parallelism' if table.model.is_moe else ''}): {raise_cap}use"
                 f" {dtype_hint}a smaller model"
             )
         return (

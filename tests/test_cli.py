@@ -198,7 +198,8 @@ def test_instances_and_models_lists() -> None:
     assert rows and all(r["gpu"] == "L4" and r["region"] == "us-east-1" for r in rows)
     assert "g6.xlarge" in {r["instance_type"] for r in rows}
     p = run("models", "--format", "csv")
-    assert p.returncode == 0 and len(p.stdout.strip().splitlines()) == 25
+    # header + 24 models.csv rows + 9 models_extra.csv rows (was 25 before the newer families)
+    assert p.returncode == 0 and len(p.stdout.strip().splitlines()) == 34
     p = run("instances", "--region", "mars-1")
     assert p.returncode == 2 and "unknown region" in p.stderr
 
