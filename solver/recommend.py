@@ -41,6 +41,7 @@ def closest_miss(table: CandidateTable) -> str:
             f"no GPU {cap} has tensor cores for {table.options.dtype} (fp8: Ada/Hopper and later,"
             f" int8: Turing and later, bf16: Ampere and later): {raise_cap}choose another dtype"
         )
+    price_ok = price_ok & table.ok["tensor_parallel"]  # degree 1 always shards: never empty
     fits = table.memory_ok & price_ok
     if not fits.any():
         mem = [c.name for c in table.constraints if c.kind == "memory"]
@@ -50,15 +51,19 @@ def closest_miss(table: CandidateTable) -> str:
         inst = table.inst.instances[int(table.instance_idx[k])]
         raise_cap = "raise max_price, " if capped else ""
         if not (table.ok["weights_fit"] & price_ok).any():
-            gmem = table.gpu_memory_bytes
-            gpu = float(gmem[price_ok].max())
+            # the closest: the largest usable memory left after one GPU's share of the weights
+            j = int(np.argmax(np.where(price_ok, table.slack["weights_fit"], -np.inf)))
+            near = table.inst.instances[int(table.instance_idx[j])]
+            tp = int(table.tensor_parallel[j])
             smaller = [d for d in ("fp8", "int8") if d != table.options.dtype]
             dtype_hint = f"a smaller dtype ({', '.join(smaller)}) or " if smaller else ""
             return (
-                f"the weights alone ({table.weights_bytes / GB:.1f} GB) exceed every GPU {cap}"
-                f" (largest usable: {gpu / GB:.1f} GB on {inst.instance_type}); one replica"
-                f" must fit on one GPU (tensor parallelism is not modelled"
-                f"{', nor expert parallelism' if table.model.is_moe else ''}): {raise_cap}use"
+                f"the weights alone ({table.weights_bytes / GB:.1f} GB) fit no instance {cap},"
+                f" even split by tensor parallelism over one instance's GPUs (closest:"
+                f" {near.instance_type} at TP {tp}, {table.weights_gpu_bytes[j] / GB:.1f} GB per"
+                f" GPU > {table.gpu_memory_bytes[j] / GB:.1f} GB usable); pipeline parallelism"
+                f" across instances is not modelled"
+                f"{', nor expert parallelism' if table.model.is_moe else ''}: {raise_cap}use"
                 f" {dtype_hint}a smaller model"
             )
         return (

@@ -253,9 +253,13 @@ def test_cli_solves_from_a_config_file_and_checks_its_context_window() -> None:
 def test_moe_that_fits_nowhere_says_expert_parallelism_is_not_modelled() -> None:
     p = _cli("solve", "--model", "deepseek-v3", *WORKLOAD)
     assert p.returncode == 1
-    assert "tensor parallelism is not modelled, nor expert parallelism" in p.stdout + p.stderr
-    p = _cli("solve", "--model", "llama-3.1-405b", *WORKLOAD)
+    out = p.stdout + p.stderr
+    assert "even split by tensor parallelism" in out
+    assert "pipeline parallelism across instances is not modelled, nor expert parallelism" in out
+    # a dense model that fits no instance of at most 4 GPUs: no word of experts
+    p = _cli("solve", "--model", "llama-3.1-405b", "--max-gpus", "4", *WORKLOAD)
     assert p.returncode == 1 and "expert parallelism" not in p.stdout + p.stderr
+    assert "pipeline parallelism" in p.stdout + p.stderr
 
 
 # ---------------------------------------------------------------- MoE decode read
