@@ -74,6 +74,12 @@ class InstanceArrays:
     tp: np.ndarray | None = None  # tensor-parallel degree of a replica (GPUs per replica), int
     interconnect_bandwidth: np.ndarray | None = None  # bytes/s GPU to GPU, one direction
     base: np.ndarray | None = None  # int: position of the row's instance in the input list
+    dtype_names: tuple[str, ...] = ()  # weight precision of each row ('': the options' dtype)
+    parts: tuple[tuple[str, InstanceArrays], ...] = ()  # searched precisions: rows of each
+
+    def dtype_of_rows(self, options: ModelOptions) -> tuple[str, ...]:
+        """The weight precision of each row (``options.dtype`` where the rows do not say)."""
+        return self.dtype_names or (options.dtype,) * len(self.instances)
 
     def instance_of_row(self) -> np.ndarray:
         """Per row, the position of its (physical) instance among the instances given to
@@ -120,13 +126,15 @@ def instance_labels(
 
 
 def instance_name_rank(inst: InstanceArrays) -> np.ndarray:
-    """Position of each row in the order of (type name, provider, region, market, TP degree),
-    int64 of shape ``(I,)``: the ranker's tie-break after cost and TPS, shared by every backend
-    (one region's names sort as the type names alone; of two rows of one instance, the smaller
-    tensor-parallel degree first)."""
+    """Position of each row in the order of (type name, provider, region, market, TP degree,
+    precision), int64 of shape ``(I,)``: the ranker's tie-break after cost and TPS, shared by
+    every backend (one region's names sort as the type names alone; of two rows of one
+    instance, the smaller tensor-parallel degree first, then the precision searched first)."""
     tp = inst.tp_degrees()
+    order = {d: n for n, d in enumerate(dict.fromkeys(inst.dtype_names))}
+    dt = [order[d] for d in inst.dtype_names] if inst.dtype_names else [0] * len(tp)
     names = [
-        (i.instance_type, i.provider, i.region, i.market, int(tp[n]))
+        (i.instance_type, i.provider, i.region, i.market, int(tp[n]), dt[n])
         for n, i in enumerate(inst.instances)
     ]
     order = np.array(sorted(range(len(names)), key=names.__getitem__), dtype=np.int64)
@@ -153,6 +161,27 @@ def tp_rows(instances: Sequence[Instance], options: ModelOptions) -> list[tuple[
     return rows
 
 
+INT4_MIN_CAPABILITY = 7.5
+"""Lowest CUDA compute capability with int4 weight-only kernels: vLLM's AWQ quantization
+(``AWQConfig.get_min_capability() == 75``, Turing); Marlin kernels need 8.0."""
+
+
+def precision_supported(gpu: GPU, options: ModelOptions) -> bool:
+    """Whether ``gpu`` runs ``options.dtype`` and ``options.kv_dtype``: tensor cores for the
+    compute dtype (FP8: Ada/Hopper and later, INT8: Turing and later, BF16: Ampere and later;
+    datasheet peaks of :meth:`GPU.dtype_tflops`); int4 weight-only kernels from compute
+    capability :data:`INT4_MIN_CAPABILITY`; an fp8 KV cache only where the GPU has FP8 tensor
+    cores (Ada/Hopper: vLLM's e4m3 KV cache)."""
+    if options.dtype == "int4":
+        cc = gpu.compute_capability
+        ok = cc is not None and cc >= INT4_MIN_CAPABILITY
+    else:
+        ok = gpu.dtype_tflops(options.compute_dtype) is not None
+    if options.kv_dtype == "fp8":
+        ok = ok and gpu.fp8_dense_tflops is not None
+    return ok
+
+
 def instance_arrays(
     instances: Sequence[Instance],
     gpus: Mapping[str, GPU],
@@ -160,8 +189,63 @@ def instance_arrays(
     calibration: Calibration | None = None,
     allow_missing_price: bool = False,
 ) -> InstanceArrays:
-    """Turn eligible instances into arrays, one row per (instance, tensor-parallel degree) of
-    :func:`tp_rows`.
+    """Turn eligible instances into arrays, one row per (weight precision, instance,
+    tensor-parallel degree): the rows of :func:`tp_rows` for each precision of
+    ``options.weight_dtypes`` in turn (precision-major; ``parts`` holds each precision's own
+    arrays, which :func:`build_tables` evaluates apart and joins).
+
+    ``allow_missing_price`` prices an instance without the asked-for price at NaN $/h (for
+    predictions on a bare GPU) instead of raising.
+
+    Raises:
+        ValueError: if an instance names no GPU of ``gpus``, lacks the price ``options.pricing``
+            asks for, or its GPU lacks a PCIe bandwidth (filter them out first).
+    """
+    dtypes = options.weight_dtypes
+    parts = [
+        (d, _instance_arrays(instances, gpus, options.at(d), calibration, allow_missing_price))
+        for d in dtypes
+    ]
+    if len(parts) == 1:
+        d, only = parts[0]
+        return dataclasses.replace(only, dtype_names=(d,) * len(only.instances))
+    names = tuple(d for d, a in parts for _ in a.instances)
+    insts = tuple(i for _, a in parts for i in a.instances)
+    tp = np.concatenate([a.tp_degrees() for _, a in parts])
+    labels = tuple(f"{label}_{d}" for d, a in parts for label in instance_labels(a.instances, a.tp))
+
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate([getattr(a, name) for _, a in parts])
+
+    return InstanceArrays(
+        insts,
+        cat("replicas"),
+        cat("gpu_memory_bytes"),
+        cat("host_memory_bytes"),
+        cat("price_per_hour"),
+        cat("peak_flops"),
+        cat("memory_bandwidth"),
+        cat("pcie_bandwidth"),
+        cat("ctcf"),
+        cat("calibrated"),
+        labels,
+        cat("dtype_supported"),
+        tp,
+        cat("interconnect_bandwidth"),
+        cat("base"),
+        names,
+        tuple(parts),
+    )
+
+
+def _instance_arrays(
+    instances: Sequence[Instance],
+    gpus: Mapping[str, GPU],
+    options: ModelOptions,
+    calibration: Calibration | None = None,
+    allow_missing_price: bool = False,
+) -> InstanceArrays:
+    """The rows of :func:`tp_rows` for ``options.dtype`` (one precision) as arrays.
 
     ``allow_missing_price`` prices an instance without the asked-for price at NaN $/h (for
     predictions on a bare GPU) instead of raising.
@@ -211,7 +295,7 @@ def instance_arrays(
         price[i] = p
         # the tensor peak of the dtype computed in (datasheet); None: no tensor cores for it
         peak = gpu.dtype_tflops(options.compute_dtype)
-        supported[i] = peak is not None or not gpu.is_nvidia or paper
+        supported[i] = precision_supported(gpu, options) or not gpu.is_nvidia or paper
         tflops = gpu.fp32_tflops if (paper and gpu.fp32_tflops) else peak or gpu.fp16_dense_tflops
         flops[i] = tflops * 1e12
         mbw[i] = gpu.memory_bandwidth_gbs * 1e9
@@ -274,6 +358,7 @@ class CandidateTable:
     offload_ratio: np.ndarray
     weights_bytes: float
     tensor_parallel: np.ndarray
+    dtype_index: np.ndarray
     allreduce_s: np.ndarray
     weights_gpu_bytes: np.ndarray
     kv_cache_bytes: np.ndarray
@@ -306,6 +391,14 @@ class CandidateTable:
     def constraints(self) -> tuple[constraints.Constraint, ...]:
         """The constraints active under this table's options (the columns of ``slack``)."""
         return constraints.active(self.options)
+
+    @property
+    def runs(self) -> np.ndarray:
+        """Candidates that satisfy every hardware and memory constraint
+        (:func:`.constraints.runnable_constraints`): they can run, whatever they cost."""
+        return np.logical_and.reduce(
+            [self.ok[c.name] for c in constraints.runnable_constraints(self.options)]
+        )
 
     @property
     def memory_ok(self) -> np.ndarray:
@@ -363,9 +456,9 @@ def _memory(
     (:mod:`.parallel_model`). Shared by :func:`_evaluate` and :func:`memory_levels`, so all see
     the same bytes. The lengths enter only as ``lin + lout`` (exact for integer token counts)."""
     nbytes = options.bytes_per_param
-    w = float(memory_model.weights_bytes(model, nbytes))
+    w = float(memory_model.weights_bytes_of(model, options.dtype))
     w_gpu = w / tp
-    kv = memory_model.kv_cache_bytes(model, b, lin, lout, nbytes, options.formulas)
+    kv = memory_model.kv_cache_bytes(model, b, lin, lout, options.kv_bytes, options.formulas)
     kv = kv / parallel_model.kv_shards(model, tp)
     act = memory_model.activation_bytes(model, b, lin, lout, nbytes)
     kv_layer = kv / model.num_hidden_layers
@@ -479,6 +572,7 @@ def _evaluate(
         "batch_size": b,
         "offload_ratio": c,
         "tensor_parallel": t,
+        "dtype_index": np.zeros((1, 1, 1, 1)),
         "allreduce_s": allreduce,
         "weights_gpu_bytes": w_gpu,
         "kv_cache_bytes": kv,
@@ -794,6 +888,67 @@ def build_tables(
     """
     if not workloads:
         raise ValueError("build_tables needs at least one workload")
+    if len(inst.parts) > 1:  # searched precisions: each evaluated on its rows, then joined
+        pieces = [
+            _build_tables(model, workloads, sub, batch_sizes, levels, options.at(d), keep)
+            for d, sub in inst.parts
+        ]
+        return _join(pieces, inst, options)
+    if options.dtypes and inst.dtype_names:
+        options = options.at(inst.dtype_names[0])
+    return _build_tables(model, workloads, inst, batch_sizes, levels, options, keep)
+
+
+def _join_flat(flats: Sequence[_Flat], offsets: Sequence[int]) -> _Flat:
+    """Broadcast-shaped arrays of row blocks joined along the instance axis: each array of a
+    block broadcast to its block's rows (and to the largest extent of the other axes any block
+    has), then concatenated; ``instance_idx`` renumbered by the blocks' ``offsets``."""
+    n_w, _, n_b, n_c = flats[0]._shape
+    raw: dict[str, np.ndarray] = {}
+    for name in flats[0]._raw:
+        arrs = [f._raw[name] for f in flats]
+        if name == "instance_idx":
+            arrs = [a + off for a, off in zip(arrs, offsets, strict=True)]
+        w = max(a.shape[0] for a in arrs)
+        b = max(a.shape[2] for a in arrs)
+        c = max(a.shape[3] for a in arrs)
+        raw[name] = np.concatenate(
+            [np.broadcast_to(a, (w, f._shape[1], b, c)) for a, f in zip(arrs, flats, strict=True)],
+            axis=1,
+        )
+    return _Flat(raw, (n_w, sum(f._shape[1] for f in flats), n_b, n_c))
+
+
+def _join(pieces: Sequence[TableBatch], inst: InstanceArrays, options: ModelOptions) -> TableBatch:
+    """One :class:`TableBatch` over ``inst`` from the batches of its precision blocks (in the
+    order of ``inst.parts``); each row's ``dtype_index`` is its block's position."""
+    offsets = np.cumsum([0] + [len(p.inst.instances) for p in pieces[:-1]]).tolist()
+    arrays = []
+    for j, p in enumerate(pieces):
+        raw = dict(p.arrays._raw)  # type: ignore[attr-defined]
+        raw["dtype_index"] = np.full((1, len(p.inst.instances), 1, 1), float(j))
+        arrays.append(_Flat(raw, p.arrays._shape))  # type: ignore[attr-defined]
+    return dataclasses.replace(
+        pieces[0],
+        options=options,
+        inst=inst,
+        weights_bytes=min(p.weights_bytes for p in pieces),
+        arrays=_join_flat(arrays, offsets),
+        slack=_join_flat([p.slack for p in pieces], offsets),  # type: ignore[misc]
+        ok=_join_flat([p.ok for p in pieces], offsets),  # type: ignore[misc]
+    )
+
+
+def _build_tables(
+    model: LLM,
+    workloads: Sequence[Workload],
+    inst: InstanceArrays,
+    batch_sizes: Sequence[int] | np.ndarray,
+    levels: np.ndarray,
+    options: ModelOptions,
+    keep: Keep = "all",
+) -> TableBatch:
+    """:func:`build_tables` for rows of one weight precision, ``options.dtype``."""
     bs = np.asarray(batch_sizes, dtype=np.float64)
     lv = np.asarray(levels, dtype=np.float64)
     wl = Workloads.of(workloads)

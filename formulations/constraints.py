@@ -186,6 +186,13 @@ def active(options: ModelOptions) -> tuple[Constraint, ...]:
     return CONSTRAINTS
 
 
+def runnable_constraints(options: ModelOptions) -> tuple[Constraint, ...]:
+    """The active constraints that decide whether a configuration can run at all: hardware
+    support (dtype, tensor-parallel sharding) and memory. Price and SLOs come on top (the
+    Max-Performance baseline is the fastest runnable configuration under the price cap)."""
+    return tuple(c for c in active(options) if c.kind in ("hardware", "memory"))
+
+
 def memory_constraints(options: ModelOptions) -> tuple[Constraint, ...]:
     """The active memory constraints (Algorithm 1, plus host memory under physics)."""
     return tuple(c for c in active(options) if c.kind == "memory")

@@ -10,15 +10,32 @@ from __future__ import annotations
 import numpy as np
 
 from infersave.catalog.schemas import LLM
-from infersave.formulations.options import Formulas
+from infersave.formulations.options import Formulas, ModelOptions
 
 
-def weights_bytes(model: LLM, bytes_per_param: int) -> int:
+def weights_bytes(model: LLM, bytes_per_param: float, quantized: bool = False) -> float:
     """Memory of the weights in bytes: parameters x bytes per parameter (Table II, Mem_model).
 
     All parameters count, also for mixture-of-experts models (every expert must be resident).
+    ``quantized`` (int4 weight-only): the token embedding table (and an untied LM head) stay in
+    fp16, as AWQ/GPTQ checkpoints keep them (only the linear layers of the decoder blocks are
+    quantized); the rest at ``bytes_per_param`` (:data:`.options.INT4_BYTES_PER_PARAM`).
+    Example: 1e9 parameters, 1,000 x 256 tied embeddings, int4: (1e9 - 256,000) x 0.51953125 +
+    256,000 x 2 = 520,043,000 bytes.
     """
-    return int(model.num_parameters) * int(bytes_per_param)
+    if not quantized:
+        return int(model.num_parameters) * bytes_per_param
+    embed = model.vocab_size * model.hidden_size * (1 if model.tie_word_embeddings else 2)
+    embed = min(embed, int(model.num_parameters))
+    return (int(model.num_parameters) - embed) * bytes_per_param + embed * 2.0
+
+
+def weights_bytes_of(model: LLM, dtype: str) -> float:
+    """The weights of ``model`` in precision ``dtype`` (a key of
+    :data:`.options.WEIGHT_DTYPES`), bytes: :func:`weights_bytes` with int4's group-scale
+    bytes and fp16 embeddings."""
+    o = ModelOptions(dtype=dtype)
+    return weights_bytes(model, o.weight_bytes, quantized=dtype == "int4")
 
 
 def kv_bytes_per_token(

@@ -18,7 +18,7 @@ printed (``"paper"``), so the paper's results stay reproducible. Where they diff
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
@@ -30,7 +30,20 @@ Billing = Literal["hourly", "per-second"]
 Pricing = Literal["on-demand", "spot", "both"]
 
 DTYPE_BYTES: dict[str, int] = {"fp32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1}
-"""Bytes per parameter and per KV-cache element for each supported precision."""
+"""Bytes of one element of each precision that stores whole bytes (weights, KV, activations)."""
+
+INT4_GROUP_SIZE = 128
+"""Weights per quantization group of int4 (AWQ and GPTQ's default ``group_size``)."""
+INT4_BYTES_PER_PARAM = 0.5 + (2 + 0.5) / INT4_GROUP_SIZE
+"""Bytes per int4-quantized weight, 0.51953125: 4 bits, plus per group of 128 one fp16 scale
+and one 4-bit zero point (AWQ/GPTQ ``scales`` and packed ``qzeros``; GPTQ's per-row ``g_idx``
+adds < 0.1% and is left out)."""
+
+WEIGHT_DTYPES: tuple[str, ...] = (*DTYPE_BYTES, "int4")
+"""Weight precisions: whole-byte types, and int4 weight-only quantization (AWQ/GPTQ-style:
+weights dequantized to fp16 for compute; activations and KV cache in fp16)."""
+KV_DTYPES: tuple[str, ...] = ("auto", "fp16", "bf16", "fp8")
+"""KV-cache precisions: ``auto`` follows the weights (fp16 beside int4 weights)."""
 
 DEFAULT_BATCH_SIZES: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
@@ -43,7 +56,8 @@ class ModelOptions:
     """How the memory, time and cost models are evaluated.
 
     Attributes:
-        dtype: precision of weights and KV cache (key of :data:`DTYPE_BYTES`).
+        dtype: precision of the weights (:data:`WEIGHT_DTYPES`); the KV cache and the
+            activations follow it unless ``kv_dtype`` says otherwise (int4: fp16).
         formulas: ``"physics"`` or ``"paper"`` (see the module docstring).
         perf_model: ``"paper"`` (Eq. 5-6: FLOPs over peak FLOPS) or ``"roofline"`` (each
             phase bounded by the larger of compute and memory-bandwidth time).
@@ -57,6 +71,9 @@ class ModelOptions:
             ``Instance.market``) $/h.
         tensor_parallel: a fixed tensor-parallel degree (GPUs per replica), or None to search
             :data:`TP_DEGREES` (see :mod:`.parallel_model`).
+        kv_dtype: KV-cache precision (:data:`KV_DTYPES`; ``auto`` follows ``dtype``).
+        dtypes: weight precisions to search (a row per precision in the candidate table), or
+            None for ``dtype`` alone.
     """
 
     dtype: str = "fp16"
@@ -67,6 +84,18 @@ class ModelOptions:
     billing: Billing = "hourly"
     pricing: Pricing = "on-demand"
     tensor_parallel: int | None = None
+    kv_dtype: str = "auto"
+    dtypes: tuple[str, ...] | None = None
+
+    @property
+    def weight_dtypes(self) -> tuple[str, ...]:
+        """The weight precisions the candidate table holds: ``dtypes`` when searched, else
+        ``dtype`` alone."""
+        return self.dtypes or (self.dtype,)
+
+    def at(self, dtype: str) -> ModelOptions:
+        """These options with weights in ``dtype`` only (one precision of a searched set)."""
+        return replace(self, dtype=dtype, dtypes=None)
 
     @property
     def tensor_degrees(self) -> tuple[int, ...]:
@@ -79,13 +108,26 @@ class ModelOptions:
     @property
     def compute_dtype(self) -> str:
         """The type the tensor cores compute in for ``dtype``: fp8 and int8 (W8A8) in their own
-        type, fp32 without tensor cores, everything else in fp16."""
+        type, fp32 without tensor cores, everything else (int4 weight-only too) in fp16."""
         return self.dtype if self.dtype in ("fp32", "bf16", "fp8", "int8") else "fp16"
 
     @property
     def bytes_per_param(self) -> int:
-        """Bytes per parameter/KV element of ``dtype``."""
-        return DTYPE_BYTES[self.dtype]
+        """Bytes of one activation element: ``dtype``'s, fp16's (2) beside int4 weights."""
+        return 2 if self.dtype == "int4" else DTYPE_BYTES[self.dtype]
+
+    @property
+    def weight_bytes(self) -> float:
+        """Bytes per quantized weight of ``dtype`` (:data:`INT4_BYTES_PER_PARAM` for int4)."""
+        return INT4_BYTES_PER_PARAM if self.dtype == "int4" else float(DTYPE_BYTES[self.dtype])
+
+    @property
+    def kv_bytes(self) -> int:
+        """Bytes of one KV-cache element: ``kv_dtype``'s, or with ``auto`` the weights'
+        (whole-byte types; fp16 beside int4 weights)."""
+        if self.kv_dtype != "auto":
+            return DTYPE_BYTES[self.kv_dtype]
+        return self.bytes_per_param
 
 
 def offload_levels(step: float) -> np.ndarray:

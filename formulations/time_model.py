@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from infersave.catalog.schemas import LLM
-from infersave.formulations.memory_model import kv_bytes_per_token, weights_bytes
+from infersave.formulations.memory_model import kv_bytes_per_token, weights_bytes_of
 from infersave.formulations.options import ModelOptions
 
 
@@ -124,7 +124,6 @@ def _roofline(
     Summing the two groups (instead of one max over the layer) is what makes a KV-heavy MHA
     model and a GEMM-heavy GQA model calibrate with the same CTCF.
     """
-    nbytes = options.bytes_per_param
     layers = model.num_hidden_layers
     peak = peak_flops * ROOFLINE_COMPUTE_EFFICIENCY
     bw = memory_bandwidth * ROOFLINE_MEMORY_EFFICIENCY
@@ -135,9 +134,9 @@ def _roofline(
     att_dec = 4 * bs * ctx * width
     lin_pre = flops_pre - att_pre
     lin_dec = flops_dec - att_dec
-    kv_layer_token = kv_bytes_per_token(model, nbytes, options.formulas) / layers
-    w_layer = weights_bytes(model, nbytes) / layers
-    read_dec = _moe_params_read(model, bs) * nbytes / layers
+    kv_layer_token = kv_bytes_per_token(model, options.kv_bytes, options.formulas) / layers
+    w_layer = weights_bytes_of(model, options.dtype) / layers
+    read_dec = _moe_params_read(model, bs) * options.weight_bytes / layers
     t_pre = np.maximum(lin_pre / peak, w_layer / bw) + np.maximum(
         att_pre / peak, bs * lin * kv_layer_token / bw
     )
@@ -175,7 +174,7 @@ def layer_times(
     lin = np.asarray(input_len, dtype=np.float64)
     lout = np.asarray(output_len, dtype=np.float64)
     c = np.asarray(offload, dtype=np.float64)
-    nbytes = options.bytes_per_param
+    nbytes = options.kv_bytes  # the transfers move KV-cache elements
     layers = model.num_hidden_layers
     ctx = lin + lout / 2.0  # average context of a decode step (paper Eq. 6)
 

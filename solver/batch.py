@@ -77,7 +77,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from infersave.formulations.candidates import Keep, TableBatch, build_tables, instance_name_rank
-from infersave.formulations.constraints import active, memory_constraints
+from infersave.formulations.constraints import active, runnable_constraints
 from infersave.solver.prepare import (
     Context,
     Prepared,
@@ -154,9 +154,10 @@ def _first_min(keys: Sequence[np.ndarray], mask: np.ndarray) -> tuple[np.ndarray
 
 
 def _fits(tb: TableBatch) -> np.ndarray:
-    """Candidates that fit in memory under the price cap (the Max-Performance pool), (W, N)."""
+    """Candidates that run (hardware and memory) under the price cap (the Max-Performance
+    pool, :func:`~infersave.solver.ranking.max_performance`), (W, N)."""
     out = np.ones(tb.arrays["tps"].shape, dtype=bool)
-    for name in [c.name for c in memory_constraints(tb.options)] + ["price_cap"]:
+    for name in [c.name for c in runnable_constraints(tb.options)] + ["price_cap"]:
         out &= tb.ok[name]
     return out
 
@@ -197,13 +198,14 @@ def _record_rows(
     inst = tb.inst
     places = [place_fields(x) for x in inst.instances]
     cals = [calibration_name if c else "uncalibrated" for c in inst.calibrated]
+    dtypes = inst.dtype_of_rows(tb.options)
     names = ("batch_size", "offload_ratio", *TABLE_COLUMNS, *MEMORY_COLUMNS)
     slos = [c.name for c in active(tb.options) if c.kind in ("slo", "latency")]
     meets = functools.reduce(np.logical_and, (tb.take(n, ws, k, True) for n in slos))
     columns = [at(name) for name in names]
     for j, (w, i) in enumerate(zip(ws.tolist(), at("instance_idx"), strict=True)):
         values = {name: col[j] for name, col in zip(names, columns, strict=True)}
-        fields = record_fields(places[int(i)], values, meets[j], cals[int(i)])
+        fields = record_fields(places[int(i)], values, meets[j], cals[int(i)], dtypes[int(i)])
         out[w] = RecordRow(**fields)
     return out
 
@@ -315,15 +317,20 @@ def _full_group(ctx: Context, items: Sequence[tuple[int, Scenario]], out: list[o
     from infersave.solver.recommend import result_from
 
     name_rank = instance_name_rank(ctx.inst)
+    physical = ctx.inst.instance_of_row()
     for part in _chunks(ctx, items, "all"):
         t0 = time.perf_counter()
         tb = _tables(ctx, part, keep="all")
         best_k, order, count, base_k, has_base = _select(tb, name_rank)
+        per_row = tb.arrays["tps"].shape[-1] // len(ctx.inst.instances)
         share = (time.perf_counter() - t0) / len(part)
         total = tb.arrays["total_cost_usd"]
         for w, (index, s) in enumerate(part):
             n = int(count[w])
             ordered = best_k[w, order[w, :n]]
+            # one per instance (its best row of every TP degree and precision), as solve lists
+            _, first = np.unique(physical[ordered // per_row], return_index=True)
+            ordered = ordered[np.sort(first)]
             k = int(ordered[0]) if n else None
             info = SolverInfo(
                 backend="exhaustive",

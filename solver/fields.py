@@ -15,7 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from infersave.formulations.options import DEFAULT_BATCH_SIZES, DTYPE_BYTES, TP_DEGREES
+from infersave.formulations.options import (
+    DEFAULT_BATCH_SIZES,
+    KV_DTYPES,
+    TP_DEGREES,
+    WEIGHT_DTYPES,
+)
 
 REQUIRED: Any = ...
 """Default of a field the user must give."""
@@ -27,7 +32,7 @@ MAX_BATCH_SIZES = 64
 MIN_OFFLOAD_STEP = 0.01
 """Finest offload-ratio grid (101 levels): finer grids change no pick measurably and multiply
 the candidate table."""
-DTYPES: tuple[str, ...] = tuple(DTYPE_BYTES)
+DTYPES: tuple[str, ...] = WEIGHT_DTYPES
 
 
 @dataclass(frozen=True)
@@ -212,7 +217,25 @@ FIELDS: tuple[FieldSpec, ...] = (
         "CSV of your own prices (negotiated, reserved) overriding the catalog's: columns provider,"
         " instance_type, region, on_demand_per_hour[, spot_per_hour, source, date].",
     ),
-    FieldSpec("dtype", Literal[DTYPES], "fp16", f"Weights/KV precision: {', '.join(DTYPES)}."),
+    FieldSpec(
+        "dtype",
+        Literal[DTYPES],
+        "fp16",
+        f"Weight precision: {', '.join(DTYPES)} (int4: AWQ/GPTQ weight-only, fp16 compute).",
+    ),
+    FieldSpec(
+        "dtypes",
+        str | None,
+        None,
+        "Search these weight precisions instead (comma list, e.g. fp16,fp8,int4; quality is"
+        " your call); the record says which is used.",
+    ),
+    FieldSpec(
+        "kv_dtype",
+        Literal[KV_DTYPES],
+        "auto",
+        "KV-cache precision: auto (as the weights; fp16 beside int4), fp16, bf16 or fp8.",
+    ),
     FieldSpec(
         "tensor_parallel",
         int | None,

@@ -80,8 +80,10 @@ def tiebreak_positions(table: CandidateTable) -> np.ndarray:
 
 
 def best_per_instance(table: CandidateTable, ranked: np.ndarray) -> np.ndarray:
-    """From ``ranked`` indices, keep the first (best) candidate of each instance, in order."""
-    _, first = np.unique(table.instance_idx[ranked], return_index=True)
+    """From ``ranked`` indices, keep the first (best) candidate of each instance (over its rows
+    at every tensor-parallel degree and precision), in order."""
+    physical = table.inst.instance_of_row()[table.instance_idx[ranked]]
+    _, first = np.unique(physical, return_index=True)
     return ranked[np.sort(first)]
 
 
@@ -92,9 +94,10 @@ def exhaustive(table: CandidateTable) -> int | None:
 
 
 def max_performance(table: CandidateTable) -> int | None:
-    """The paper's Max-Performance baseline: the highest-TPS candidate that fits in memory
-    under the price cap (SLO ignored); ties go to the lower cost. None if nothing fits."""
-    idx = np.flatnonzero(table.memory_ok & table.ok["price_cap"])
+    """The paper's Max-Performance baseline: the highest-TPS candidate that runs (hardware
+    support and memory, :attr:`~.CandidateTable.runs`) under the price cap (SLO ignored); ties
+    go to the lower cost. None if nothing runs."""
+    idx = np.flatnonzero(table.runs & table.ok["price_cap"])
     if idx.size == 0:
         return None
     keys = (

@@ -34,7 +34,8 @@ class Record(_Frozen):
     predictions.
 
     ``tensor_parallel`` is the GPUs of one replica (the instance runs gpu_count /
-    tensor_parallel replicas). ``tps`` counts input + output tokens per second over all
+    tensor_parallel replicas); ``dtype`` the weight precision (searched with ``dtypes``).
+    ``tps`` counts input + output tokens per second over all
     replicas (Eq. 1); ``output_tps`` only generated tokens. ``prefill_s``/``decode_s`` are for
     one batch on one replica (all decode steps), ``allreduce_s`` the part of their sum spent in
     tensor-parallel all-reduces. ``task_hours`` uses TPS_effective (Eq. 2); ``billed_hours``
@@ -55,6 +56,7 @@ class Record(_Frozen):
     gpu: str
     gpu_count: float
     tensor_parallel: int = 1
+    dtype: str = "fp16"
     batch_size: int
     offload_ratio: float
     tps: float
@@ -147,6 +149,7 @@ def record_fields(
     values: Mapping[str, float],
     meets_slo: bool,
     calibration: str,
+    dtype: str,
 ) -> dict[str, Any]:
     """Every field of a :class:`Record` (``memory`` flattened: the :class:`Memory` fields),
     from :func:`place_fields`, the candidate's table values (``batch_size``,
@@ -156,6 +159,7 @@ def record_fields(
     return {
         **place,
         "tensor_parallel": int(values["tensor_parallel"]),
+        "dtype": dtype,
         "batch_size": int(values["batch_size"]),
         "offload_ratio": round(float(values["offload_ratio"]), 10),
         **{name: float(values[name]) for name in TABLE_COLUMNS},
@@ -190,7 +194,8 @@ def make_record(table: CandidateTable, k: int, calibration_name: str) -> Record:
         bool(table.ok[c.name][k]) for c in table.constraints if c.kind in ("slo", "latency")
     )
     cal = calibration_name if table.inst.calibrated[i] else "uncalibrated"
-    fields = record_fields(place_fields(table.inst.instances[i]), values, meets, cal)
+    dtype = table.inst.dtype_of_rows(table.options)[i]
+    fields = record_fields(place_fields(table.inst.instances[i]), values, meets, cal, dtype)
     return RecordRow(**fields).to_record()
 
 

@@ -13,7 +13,7 @@ from pydantic import (
     model_validator,
 )
 
-from infersave.formulations.options import ModelOptions
+from infersave.formulations.options import WEIGHT_DTYPES, ModelOptions
 from infersave.solver.fields import (
     BY_NAME,
     FIELDS,
@@ -53,6 +53,21 @@ class _ScenarioBase(BaseModel):
             raise ValueError(f"at most {MAX_BATCH_SIZES} batch sizes, got {len(sizes)}")
         return sizes
 
+    @field_validator("dtypes", check_fields=False)
+    @classmethod
+    def _dtypes(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        names = [d.strip().lower() for d in v.split(",") if d.strip()]
+        bad = [d for d in names if d not in WEIGHT_DTYPES]
+        if not names or bad:
+            raise ValueError(
+                f"dtypes: unknown {bad[0]!r}; give a comma list of {', '.join(WEIGHT_DTYPES)}"
+                if bad
+                else f"dtypes: give a comma list of {', '.join(WEIGHT_DTYPES)}"
+            )
+        return ",".join(dict.fromkeys(names))
+
     @model_validator(mode="after")
     def _some_slo(self) -> Any:
         f: Any = self
@@ -81,6 +96,8 @@ class _ScenarioBase(BaseModel):
             billing=f.billing,
             pricing=f.pricing,
             tensor_parallel=f.tensor_parallel,
+            kv_dtype=f.kv_dtype,
+            dtypes=tuple(f.dtypes.split(",")) if f.dtypes else None,
         )
 
 
