@@ -156,16 +156,21 @@ def test_ties_go_to_higher_tps_then_name_batch_offload(exact_options: ModelOptio
 
 # --- property test over random sub-catalogs --------------------------------------------------
 
-_OPTIONS = {b: ModelOptions(billing=b) for b in ("hourly", "per-second")}
+_OPTIONS = {
+    (b, d): ModelOptions(billing=b, dtypes=d)
+    for b in ("hourly", "per-second")
+    for d in (None, ("fp16", "fp8"), ("fp16", "int4"), ("fp8", "int4", "fp16"))
+}
+"""Billing modes, and weight precisions searched as rows of the table (None: fp16 alone)."""
 _INSTANCES = region_instances("aws", "us-east-1", False, "on-demand")
-# mostly models that fit one GPU of the catalog (replicas are data parallel), one that fits none
+# mostly models that fit one GPU of the catalog; llama-3.1-70b needs tensor parallelism or int4
 _SMALL = sorted(n for n, m in catalog.models().items() if m.num_parameters < 35e9)
 _MODELS = [*_SMALL, "llama-3.1-70b"]
 
 
 @st.composite
 def small_tables(draw):
-    opts = _OPTIONS[draw(st.sampled_from(sorted(_OPTIONS)))]
+    opts = _OPTIONS[draw(st.sampled_from(sorted(_OPTIONS, key=str)))]
     n = draw(st.integers(2, 8))
     chosen = draw(
         st.lists(st.integers(0, len(_INSTANCES) - 1), min_size=n, max_size=n, unique=True)
@@ -181,7 +186,10 @@ def small_tables(draw):
     slo = draw(st.sampled_from([1.0, 10.0, 50.0, 100.0, 300.0, 1000.0]))
     cap = draw(st.sampled_from([1.5, 5.0, 15.0, 50.0, float("inf")]))
     requests = draw(st.sampled_from([100, 1000, 10000]))
-    w = Workload(lin, lout, requests, slo, cap)
+    inf = float("inf")
+    ttft = draw(st.sampled_from([inf, inf, 0.5, 2.0, 10.0]))  # latency SLOs, often absent
+    tpot = draw(st.sampled_from([inf, inf, 0.02, 0.05, 0.2]))
+    w = Workload(lin, lout, requests, slo, cap, ttft_slo=ttft, tpot_slo=tpot)
     arrays = instance_arrays(insts, catalog.gpus("aws"), opts)
     return build_table(model, w, arrays, sorted(batches), offload_levels(step), opts)
 
@@ -191,6 +199,9 @@ def small_tables(draw):
 def test_every_exact_backend_returns_the_exhaustive_optimum(table) -> None:
     k = ranking.exhaustive(table)
     event("feasible" if k is not None else "infeasible")
+    if k is not None:
+        event(f"picked TP {int(table.tensor_parallel[k])}")
+        event(f"picked {table.inst.dtype_of_rows(table.options)[int(table.instance_idx[k])]}")
     best = None if k is None else round(float(table.total_cost_usd[k]), 9)
     for name in EXACT:
         r = pick(table, name)
