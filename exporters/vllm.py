@@ -9,8 +9,8 @@ How the recommendation maps to flags:
 ============================  =================================================================
 record / scenario             vLLM 0.33.0
 ============================  =================================================================
-one replica per GPU           ``--tensor-parallel-size 1`` (``tensor_parallel`` of the record
-                              when a later version models it) and, for ``gpu_count / tp`` > 1
+tensor_parallel of the record ``--tensor-parallel-size T`` (GPUs per replica) and, for
+                              ``gpu_count / T`` > 1
                               replicas, ``--data-parallel-size N``: one API server on one port
                               balances requests over N engines of TP GPUs each (vLLM supports
                               this online data parallelism for dense models)
@@ -25,8 +25,12 @@ dtype int8                    ``--kv-cache-dtype int8_per_token_head`` and no ``
                               ``int8_per_channel_weight_only`` shorthand quantizes MoE experts
                               only), so the model must be an INT8 checkpoint (e.g. W8A8
                               compressed-tensors), whose quantization vLLM reads from its config
+dtype int4                    ``--dtype float16`` and an AWQ/GPTQ checkpoint (quantization read
+                              from its config)
+kv_dtype fp16 / bf16 / fp8    ``--kv-cache-dtype float16`` / ``bfloat16`` / ``fp8``
 KV offload ratio c > 0        ``--kv-offloading-backend native --kv-offloading-size G`` with G =
-                              c x the replica's KV cache, in GiB (rounded up to 0.1)
+                              c x the replica's KV cache (all its GPUs), in GiB (rounded up
+                              to 0.1)
 ============================  =================================================================
 
 KV offload is the one approximate mapping. InferSave (like FlexGen) keeps the share c of every
@@ -63,8 +67,18 @@ DTYPE_FLAGS: dict[str, tuple[str, ...]] = {
     "fp32": ("--dtype", "float32"),
     "fp8": ("--quantization", "fp8", "--kv-cache-dtype", "fp8"),
     "int8": ("--kv-cache-dtype", "int8_per_token_head"),
+    "int4": ("--dtype", "float16"),
 }
-"""infersave ``--dtype`` -> vLLM flags (see the module docstring)."""
+"""infersave ``--dtype`` -> vLLM flags (see the module docstring); int4 adds no
+``--quantization``: the model must be an AWQ or GPTQ checkpoint, whose quantization vLLM reads
+from its config (``awq_marlin``/``gptq_marlin`` kernels on Ampere and later)."""
+
+KV_DTYPE_FLAGS: dict[str, tuple[str, ...]] = {
+    "fp16": ("--kv-cache-dtype", "float16"),
+    "bf16": ("--kv-cache-dtype", "bfloat16"),
+    "fp8": ("--kv-cache-dtype", "fp8"),
+}
+"""infersave ``--kv-dtype`` (other than ``auto``) -> vLLM's ``--kv-cache-dtype``."""
 
 
 def tensor_parallel(rec: Record) -> int:
@@ -78,8 +92,10 @@ def replicas(rec: Record) -> int:
 
 
 def kv_offload_gib(rec: Record) -> float:
-    """The host-memory share of one replica's KV cache, GiB, rounded up to 0.1 (0: none)."""
-    share = rec.offload_ratio * rec.memory.kv_cache_bytes / GIB
+    """The host-memory share of one replica's KV cache, GiB, rounded up to 0.1 (0: none): the
+    record's KV cache is one GPU's, so times the replica's GPUs (vLLM's
+    ``--kv-offloading-size`` is the buffer summed over the TP ranks)."""
+    share = rec.offload_ratio * rec.memory.kv_cache_bytes * tensor_parallel(rec) / GIB
     return math.ceil(share * 10 - 1e-9) / 10 if share > 0 else 0.0
 
 
@@ -103,6 +119,18 @@ def _recommendation(result: SolveResult) -> Record:
     return result.recommendation
 
 
+def _precision_flags(dtype: str, kv_dtype: str) -> list[str]:
+    """The flags of the weight precision ``dtype`` (the record's: searched or fixed) and of an
+    explicit KV-cache precision, which replaces the dtype's own ``--kv-cache-dtype``."""
+    flags = list(DTYPE_FLAGS[dtype])
+    if kv_dtype in KV_DTYPE_FLAGS:
+        if "--kv-cache-dtype" in flags:
+            at = flags.index("--kv-cache-dtype")
+            del flags[at : at + 2]
+        flags += KV_DTYPE_FLAGS[kv_dtype]
+    return flags
+
+
 def engine_args(result: SolveResult) -> list[str]:
     """The engine options for the recommendation of ``result`` (parallelism, batch, lengths,
     memory, dtype, KV offload), as the module docstring maps them.
@@ -122,7 +150,7 @@ def engine_args(result: SolveResult) -> list[str]:
         str(s.input_len + s.output_len),
         "--gpu-memory-utilization",
         f"{s.gpu_memory_utilization:g}",
-        *DTYPE_FLAGS[s.dtype],
+        *_precision_flags(getattr(rec, "dtype", None) or s.dtype, s.kv_dtype),
     ]
     gib = kv_offload_gib(rec)
     if gib > 0:

@@ -61,10 +61,14 @@ def readme() -> SolveResult:
 
 
 def variant(result: SolveResult, record: Record | None = None, **scenario: object) -> SolveResult:
-    """``result`` with scenario fields and/or the recommendation replaced (no re-solve)."""
+    """``result`` with scenario fields and/or the recommendation replaced (no re-solve); a
+    ``dtype`` is the recommendation's too (the record says which precision it runs)."""
     update: dict[str, object] = {"scenario": result.scenario.model_copy(update=scenario)}
-    if record is not None:
-        update["recommendation"] = record
+    rec = record if record is not None else result.recommendation
+    if rec is not None and "dtype" in scenario:
+        rec = rec.model_copy(update={"dtype": scenario["dtype"]})
+    if rec is not None:
+        update["recommendation"] = rec
     return result.model_copy(update=update)
 
 
@@ -123,6 +127,7 @@ def test_model_ids_are_shell_quoted(readme: SolveResult) -> None:
         ("fp32", ["--dtype", "float32"], ["--quantization", "--kv-cache-dtype"]),
         ("fp8", ["--quantization", "fp8", "--kv-cache-dtype", "fp8"], ["--dtype"]),
         ("int8", ["--kv-cache-dtype", "int8_per_token_head"], ["--quantization", "--dtype"]),
+        ("int4", ["--dtype", "float16"], ["--quantization", "--kv-cache-dtype"]),
     ],
 )
 def test_dtype_mapping(
@@ -263,3 +268,34 @@ def test_plot_hook(readme: SolveResult, tmp_path: Path) -> None:
         handoff.plot(README, str(tmp_path / "p.gif"))
     path = handoff.plot(readme, str(tmp_path / "p.svg"))
     assert path.read_text().startswith("<?xml")
+
+
+def test_kv_dtype_and_a_searched_precision_come_from_the_record(readme: SolveResult) -> None:
+    rec = readme.recommendation
+    assert rec is not None
+    int4 = variant(readme, rec.model_copy(update={"dtype": "int4"}), kv_dtype="fp8")
+    args = vllm.engine_args(int4)  # the scenario still says fp16: the record decides
+    pairs = list(itertools.pairwise(args))
+    assert ("--dtype", "float16") in pairs and ("--kv-cache-dtype", "fp8") in pairs
+    fp8 = vllm.engine_args(variant(readme, dtype="fp8", kv_dtype="fp16"))
+    assert ("--quantization", "fp8") in list(itertools.pairwise(fp8))
+    assert (
+        fp8.count("--kv-cache-dtype") == 1 and fp8[fp8.index("--kv-cache-dtype") + 1] == "float16"
+    )
+    check_against_pinned(args)
+    check_against_pinned(fp8)
+
+
+def test_tensor_parallel_record_maps_to_tp_and_dp(readme: SolveResult) -> None:
+    rec = readme.recommendation
+    assert rec is not None
+    mem = rec.memory.model_copy(update={"kv_cache_bytes": 10 * 2**30})
+    tp = rec.model_copy(
+        update={"gpu_count": 8.0, "tensor_parallel": 4, "offload_ratio": 0.25, "memory": mem}
+    )
+    args = vllm.engine_args(variant(readme, tp))
+    pairs = list(itertools.pairwise(args))
+    assert ("--tensor-parallel-size", "4") in pairs and ("--data-parallel-size", "2") in pairs
+    # 0.25 x 10 GiB per GPU x 4 GPUs of the replica = 10 GiB, summed over the TP ranks
+    assert ("--kv-offloading-size", "10") in pairs
+    check_against_pinned(args)
