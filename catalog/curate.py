@@ -234,6 +234,7 @@ def curate_gpus(raw: Path) -> list[dict[str, object]]:
                 "nvlink_bandwidth_gbs": _num(r["nvlink_bandwidth_gbs"])
                 if r["nvlink"].strip().lower().startswith("yes")
                 else None,
+                "tdp_w": _num(r["tdp_w"]),
             }
         )
         if fix := SPEC_FIXES.get(name):
