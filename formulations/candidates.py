@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 
 from infersave.catalog.schemas import GPU, LLM, Instance
-from infersave.formulations import constraints, cost_model, memory_model, time_model
+from infersave.formulations import constraints, cost_model, engine_model, memory_model, time_model
 from infersave.formulations.options import ModelOptions
 
 GIB = 2**30
@@ -146,6 +146,8 @@ def instance_arrays(
         supported[i] = peak is not None or not gpu.is_nvidia or paper
         tflops = gpu.fp32_tflops if (paper and gpu.fp32_tflops) else peak or gpu.fp16_dense_tflops
         flops[i] = tflops * 1e12
+        if options.perf_model == "v2":  # slot-powered cards sustain less of their peak
+            flops[i] *= engine_model.sustained_peak_factor(gpu.tdp_w)
         mbw[i] = gpu.memory_bandwidth_gbs * 1e9
         if gpu.pcie_bandwidth_gbs is None:
             raise ValueError(f"{inst.instance_type}: GPU {gpu.name} has no PCIe bandwidth")

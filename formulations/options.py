@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 Formulas = Literal["physics", "paper"]
-PerfModel = Literal["paper", "roofline"]
+PerfModel = Literal["paper", "roofline", "v2"]
 Billing = Literal["hourly", "per-second"]
 Pricing = Literal["on-demand", "spot", "both"]
 
@@ -42,8 +42,9 @@ class ModelOptions:
     Attributes:
         dtype: precision of weights and KV cache (key of :data:`DTYPE_BYTES`).
         formulas: ``"physics"`` or ``"paper"`` (see the module docstring).
-        perf_model: ``"paper"`` (Eq. 5-6: FLOPs over peak FLOPS) or ``"roofline"`` (each
-            phase bounded by the larger of compute and memory-bandwidth time).
+        perf_model: ``"v2"`` (default: the engine-aware roofline of
+            :mod:`.engine_model`), ``"paper"`` (Eq. 5-6: FLOPs over peak FLOPS) or
+            ``"roofline"`` (each phase bounded by the larger of compute and memory time).
         gpu_memory_utilization: share of the GPU's reported memory the serving engine may use
             (vLLM's default 0.9 leaves room for the CUDA context and fragmentation).
         host_memory_utilization: share of host RAM available for offloaded KV cache (the OS and
@@ -56,7 +57,7 @@ class ModelOptions:
 
     dtype: str = "fp16"
     formulas: Formulas = "physics"
-    perf_model: PerfModel = "roofline"
+    perf_model: PerfModel = "v2"
     gpu_memory_utilization: float = 0.9
     host_memory_utilization: float = 0.8
     billing: Billing = "hourly"

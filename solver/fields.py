@@ -220,7 +220,10 @@ FIELDS: tuple[FieldSpec, ...] = (
         "physics (corrected) or paper (the paper's formulas as printed).",
     ),
     FieldSpec(
-        "perf_model", Literal["paper", "roofline"], "roofline", "Time model: roofline or paper."
+        "perf_model",
+        Literal["v2", "paper", "roofline"],
+        "v2",
+        "Time model: v2 (engine-aware roofline), roofline or paper.",
     ),
     FieldSpec(
         "gpu_memory_utilization",
