@@ -202,8 +202,8 @@ def parse_calibration(
 
     Raises:
         CalibrationError: not a calibration document, no fit for ``perf_model`` or
-            ``formulas``, a malformed or out-of-bounds entry, or two entries for one (GPU,
-            phase); the message names ``where`` and the entry.
+            ``formulas``, a malformed or out-of-bounds entry (in any perf model's section), or
+            two entries for one (GPU, phase); the message names ``where`` and the entry.
     """
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CalibrationError(f"{where}: not an infersave calibration file (format {FORMAT!r})")
@@ -223,6 +223,11 @@ def parse_calibration(
     entries = fits[perf_model]
     if not isinstance(entries, list):
         raise CalibrationError(f"{where}: fits.{perf_model} is not a list")
+    # one absurd entry makes the whole file suspect, whichever perf model it is for
+    for other, section in sorted(fits.items()):
+        if other != perf_model and isinstance(section, list):
+            for k, e in enumerate(section):
+                CtcfFit.from_entry(e, f"{where}: fits.{other}[{k}]")
     out: Fits = {}
     for k, e in enumerate(entries):
         fit = CtcfFit.from_entry(e, f"{where}: fits.{perf_model}[{k}]")

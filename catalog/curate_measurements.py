@@ -207,8 +207,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("shared_data", type=Path, help="the shared data directory (shared/data)")
     p.add_argument("-o", "--output", type=Path, default=_DEFAULT_OUT)
-    p.add_argument("--engine-output", type=Path, default=_DEFAULT_ENGINE_OUT)
+    p.add_argument(
+        "--engine-output",
+        type=Path,
+        default=None,
+        help=f"default: {_DEFAULT_ENGINE_OUT.name} beside --output",
+    )
     args = p.parse_args(argv)
+    if args.engine_output is None:
+        args.engine_output = args.output.with_name(_DEFAULT_ENGINE_OUT.name)
     raw = args.shared_data / RAW_FILE
     engine_raw = args.shared_data / ENGINE_RAW_FILE
 

@@ -279,6 +279,7 @@ def validate_v2(path: str | Path, calibration: str = "default") -> list[dict[str
     cv = ef.cross_validate(res, params)
     cv["calibrated"] = ef.predict(res, params, corr)
     y = res.measured_s
+    alone = {"lomo": (res.model, "model"), "logo": (res.gpu, "GPU"), "loso": (res.source, "source")}
     out: list[dict[str, Any]] = []
     for check in ef.CHECKS:
         pred = cv[check]
@@ -303,10 +304,17 @@ def validate_v2(path: str | Path, calibration: str = "default") -> list[dict[str
                     "mape_after": _finite(float(ea.mean())) if have else None,
                     "median_after": _finite(float(np.median(ea))) if have else None,
                     "worst_after": _finite(float(ea.max())) if have else None,
-                    "note": None if have else "no held-out prediction",
+                    "note": None if have else _why_none(check, alone),
                 }
             )
     return out
+
+
+def _why_none(check: str, alone: dict[str, tuple[np.ndarray, str]]) -> str:
+    key, what = alone.get(check, (np.array([]), ""))
+    if len(set(key.tolist())) <= 1:
+        return f"only one {what} in the data: nothing to hold out"
+    return "no held-out prediction"
 
 
 def _pooled(rows: list[dict[str, Any]], key: str) -> float | None:
@@ -321,7 +329,9 @@ def summary_lines(report: list[dict[str, Any]]) -> list[str]:
     lines = []
     if any(r["gpu"] == "all" for r in report):
         for r in report:
-            if r["gpu"] == "all":
+            if r["gpu"] == "all" and r["median_after"] is None:
+                lines.append(f"{r['check']:10s} all rows  median error n/a ({r['note']})")
+            elif r["gpu"] == "all":
                 lines.append(
                     f"{r['check']:10s} all rows  median error {_pct_text(r['median_after'])},"
                     f" mean {_pct_text(r['mape_after'])} (constants alone:"
