@@ -142,6 +142,7 @@ def calibrate(
     fits: dict[str, list[dict[str, Any]]] = {}
     skipped: list[str] = []
     v2_params: dict[str, float] | None = None
+    bands: dict[str, Any] | None = None
     for pm in perf_models:
         if pm == "v2":
             res = _engine_rows(path, engine_paths)
@@ -150,6 +151,9 @@ def calibrate(
             params = ef.fit_params(res) if refit_v2 else engine_model.SHIPPED
             v2_params = params.to_dict()
             fits[pm] = _v2_fits(res, params)
+            own, default = ef.band_log_sigmas(res, ef.cross_validate(res, params))
+            if math.isfinite(default):
+                bands = {"default_log_sigma": default, "gpus": own}
             continue
         group = fit_perf_model(path, pm, weighting)
         fits[pm] = [f.to_entry() for _, f in sorted(group.fits.items())]
@@ -173,6 +177,14 @@ def calibrate(
             "fits.v2 are per-GPU scales (alpha; beta 0) of the v2 model's whole phase time, on"
             " top of the GPU-independent v2_params; rows: "
             + ", ".join([Path(path).name, *(Path(e).name for e in engine_paths)])
+        )
+    if bands is not None:
+        doc["bands"] = {"v2": bands}
+        doc["bands_note"] = (
+            "log-space RMS error of a prediction under cross-validation: per GPU measured with"
+            " >= 2 models its LOMO errors, else default_log_sigma (the largest per-GPU LOGO"
+            " error); tps_low/tps_high = tps x exp(-/+ z sigma), z the normal quantile of"
+            " --slo-confidence (0.9 for the records' band when it is not given)"
         )
     if skipped:
         doc["skipped"] = skipped

@@ -44,6 +44,7 @@ class Workload:
     ttft_slo: float = float("inf")
     tpot_slo: float = float("inf")
     e2e_slo: float = float("inf")
+    slo_confidence: float = 0.0  # > 0: TPS >= SLO must hold at the error band's lower bound
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class InstanceArrays:
     calibrated: np.ndarray  # bool: a calibration entry applied to this GPU
     labels: tuple[str, ...] = ()  # unique identifier per instance (model variable names)
     dtype_supported: np.ndarray | None = None  # bool: tensor cores for options.dtype
+    tps_log_sigma: np.ndarray | None = None  # v2 error band (log-space RMS), nan: none
 
 
 def instance_labels(instances: Sequence[Instance]) -> tuple[str, ...]:
@@ -120,6 +122,7 @@ def instance_arrays(
     coef = np.tile(np.array([1.0, 0.0, 1.0, 0.0]), (n, 1))
     calibrated = np.zeros(n, dtype=bool)
     supported = np.ones(n, dtype=bool)
+    sigma = np.full(n, np.nan)
     paper = options.formulas == "paper"
     for i, inst in enumerate(instances):
         if inst.gpu is None or inst.gpu not in gpus:
@@ -160,6 +163,10 @@ def instance_arrays(
             if dec is not None:
                 coef[i, 2:4] = dec
             calibrated[i] = pre is not None or dec is not None
+        if options.perf_model == "v2":
+            none = (engine_model.UNCALIBRATED_LOG_SIGMA, 0.0)
+            cal = calibration or {}
+            sigma[i] = cal.get((gpu.name, "band"), cal.get(("*", "band"), none))[0]
     return InstanceArrays(
         tuple(instances),
         reps,
@@ -173,6 +180,7 @@ def instance_arrays(
         calibrated,
         instance_labels(instances),
         supported,
+        sigma,
     )
 
 
@@ -210,6 +218,9 @@ class CandidateTable:
     ttft_s: np.ndarray
     tpot_s: np.ndarray
     tps: np.ndarray
+    tps_low: np.ndarray  # tps / exp(z sigma): the error band (nan without one)
+    tps_high: np.ndarray
+    tps_band_pct: np.ndarray  # (exp(z sigma) - 1) x 100
     output_tps: np.ndarray
     tps_effective: np.ndarray
     task_hours: np.ndarray
@@ -250,6 +261,7 @@ class Workloads:
     ttft_slo: np.ndarray
     tpot_slo: np.ndarray
     e2e_slo: np.ndarray
+    slo_confidence: np.ndarray
 
     @classmethod
     def of(cls, workloads: Sequence[Workload]) -> Workloads:
@@ -363,7 +375,12 @@ def _evaluate(
     tpot = pt.decode_s / np.maximum(lout - 1.0, 1.0)
     slo = per_wl(wl.slo_tps)
     slack["price_cap"] = per_wl(wl.max_price) - price
-    slack["tps_slo"] = np.where(np.isfinite(slo), tps - slo, np.inf)
+    sigma = inst.tps_log_sigma
+    sigma = np.full(len(inst.instances), np.nan) if sigma is None else sigma
+    conf = per_wl(wl.slo_confidence)
+    band = engine_model.band_factor(per_inst(sigma), conf)
+    tps_low = tps / band
+    slack["tps_slo"] = np.where(np.isfinite(slo), np.where(conf > 0, tps_low, tps) - slo, np.inf)
     slack["ttft_slo"] = per_wl(wl.ttft_slo) - ttft
     slack["tpot_slo"] = per_wl(wl.tpot_slo) - tpot
     slack["e2e_slo"] = per_wl(wl.e2e_slo) - e2e
@@ -386,6 +403,9 @@ def _evaluate(
         "ttft_s": ttft,
         "tpot_s": tpot,
         "tps": tps,
+        "tps_low": tps_low,
+        "tps_high": tps * band,
+        "tps_band_pct": (band - 1.0) * 100.0,
         "output_tps": out_tps,
         "tps_effective": tps_eff,
         "task_hours": hours,

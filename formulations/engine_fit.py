@@ -8,8 +8,8 @@ GPUs to uncalibrated ones:
    single-GPU row (per-layer Helix rows, whole-model ``prefill``, ``decode`` and ``e2e`` rows).
    Each (source, GPU, phase) group carries the same total weight (weights ``1/sqrt(n)``), so the
    1,000 Helix rows do not drown the 80 engine rows. A constant without data in the fitted rows
-   (no slot-powered card, no fp8 row) takes its neutral value (the full-power efficiency, a
-   factor of 1), never a starting guess.
+   (no slot-powered card, no fp8 row, no whole-model row) takes its neutral value (the
+   full-power efficiency, a factor of 1, no per-pass cost), never a starting guess.
 2. :func:`fit_corrections`: one scale per (GPU, phase) where the GPU has rows of its own, the
    weighted geometric mean of measured / predicted (prefill from prefill rows, decode from
    decode and e2e rows). They ship as ``fits.v2`` of the calibration file (alpha, beta 0).
@@ -148,7 +148,9 @@ def fit_params(res: Rows, mask: np.ndarray | None = None) -> V2Params:
         raise ValueError("v2 fit: no single-GPU measurements to fit")
     low = np.array([engine_model.is_low_power(g.tdp_w) for g in res.gpus])
     fp8 = np.array([m.dtype in ("fp8", "int8") for m in res.rows])
+    whole = np.array([m.layers is None for m in res.rows])
     has_low, has_fp8 = bool((mask & low).any()), bool((mask & fp8).any())
+    has_whole = bool((mask & whole).any())
     idx = np.flatnonzero(mask)
     w = _weights(res, mask)[idx]
     y = res.measured_s[idx]
@@ -169,6 +171,8 @@ def fit_params(res: Rows, mask: np.ndarray | None = None) -> V2Params:
             p = replace(p, low_power_compute_efficiency=p.compute_efficiency)
         if not has_fp8:
             p = replace(p, fp8_compute_factor=1.0)
+        if not has_whole:  # per-layer rows carry no per-pass cost
+            p = replace(p, step_overhead_s=0.0, prefill_overhead_s=0.0)
         return p
 
     from scipy.optimize import least_squares
@@ -223,6 +227,34 @@ def cross_validate(res: Rows, params: V2Params | None = None) -> dict[str, np.nd
     return out
 
 
+def band_log_sigmas(res: Rows, cv: Mapping[str, np.ndarray]) -> tuple[dict[str, float], float]:
+    """The expected error of a prediction, as the RMS of ``log(pred / measured)`` under
+    cross-validation (dimensionless; a band of +-z sigma in log space):
+
+    * a GPU measured with at least two models: its rows' LOMO errors (a new model on a GPU
+      with data of its own);
+    * any other GPU (no data, or one model only: holding it out leaves the GPU without data):
+      the default, the largest per-GPU LOGO RMS, and never below a calibrated GPU's sigma.
+
+    Returns (sigma per GPU with its own band, default sigma)."""
+
+    def rms(x: np.ndarray) -> float:
+        x = x[np.isfinite(x)]
+        return float(np.sqrt(np.mean(x * x))) if x.size else math.nan
+
+    lomo = np.log(cv["lomo"] / res.measured_s)
+    logo = np.log(cv["logo"] / res.measured_s)
+    own: dict[str, float] = {}
+    worst_logo = 0.0
+    for g in sorted(set(res.gpu)):
+        sel = res.gpu == g
+        worst_logo = max(worst_logo, rms(logo[sel]) if np.isfinite(rms(logo[sel])) else 0.0)
+        if len(set(res.model[sel])) >= 2 and np.isfinite(rms(lomo[sel])):
+            own[g] = rms(lomo[sel])
+    default = max([worst_logo, *own.values()]) if (own or worst_logo) else math.nan
+    return own, default
+
+
 def uncalibrated(res: Rows, params: V2Params) -> np.ndarray:
     """Predictions with the constants alone (no per-GPU correction), seconds."""
     return predict(res, params)
@@ -232,6 +264,7 @@ __all__ = [
     "CHECKS",
     "Corrections",
     "Rows",
+    "band_log_sigmas",
     "cross_validate",
     "fit_corrections",
     "fit_params",

@@ -88,6 +88,26 @@ SHIPPED = V2Params(
 ``infersave calibrate shipped --perf-model v2``)."""
 
 
+UNCALIBRATED_LOG_SIGMA = 0.20456299058122798
+"""Error band of a GPU without a calibration's band (``--calibration none``): the shipped
+file's ``bands.v2.default_log_sigma`` (log-space RMS error; tests pin the two together)."""
+
+RECORD_CONFIDENCE = 0.9
+"""Confidence of the records' ``tps_low``/``tps_high`` when ``--slo-confidence`` is not given."""
+
+
+def band_factor(log_sigma: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+    """``exp(z x sigma)``, z the standard normal quantile of ``confidence`` (one-sided; for
+    ``confidence`` 0, of :data:`RECORD_CONFIDENCE`): TPS is at least ``tps / factor`` with that
+    confidence if log errors are normal with RMS ``log_sigma`` (arrays broadcast)."""
+    from statistics import NormalDist
+
+    p = np.where(np.asarray(confidence) > 0, confidence, RECORD_CONFIDENCE)
+    quantile = np.frompyfunc(NormalDist().inv_cdf, 1, 1)
+    z = np.asarray(quantile(p), dtype=np.float64)
+    return np.exp(z * log_sigma)
+
+
 def is_low_power(tdp_w: float | None) -> bool:
     """True for a slot-powered card (board power <= :data:`LOW_POWER_TDP_W`); unknown power
     (``None``) counts as full power."""
@@ -130,8 +150,11 @@ def layer_seconds(
 __all__ = [
     "LOW_POWER_TDP_W",
     "PCIE_EFFICIENCY",
+    "RECORD_CONFIDENCE",
     "SHIPPED",
+    "UNCALIBRATED_LOG_SIGMA",
     "V2Params",
+    "band_factor",
     "compute_efficiency",
     "is_low_power",
     "layer_seconds",

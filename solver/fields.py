@@ -118,6 +118,15 @@ FIELDS: tuple[FieldSpec, ...] = (
         {"gt": 0},
     ),
     FieldSpec(
+        "slo_confidence",
+        float | None,
+        None,
+        "Confidence P (e.g. 0.9) that TPS >= slo_tps holds: the SLO must hold at the lower"
+        " bound of the time model's error band for the GPU (perf model v2).",
+        "",
+        {"gt": 0, "lt": 1},
+    ),
+    FieldSpec(
         "max_price",
         float | None,
         None,

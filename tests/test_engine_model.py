@@ -102,6 +102,9 @@ def test_shipped_calibration_file_holds_the_refit_v2_corrections() -> None:
     doc = store.shipped_document()
     refit = wf.shipped_calibration(["v2"], created=doc["created"])
     assert refit["v2_params"] == pytest.approx(doc["v2_params"], rel=1e-5, abs=1e-9)
+    band, shipped_band = refit["bands"]["v2"], doc["bands"]["v2"]
+    assert band["default_log_sigma"] == pytest.approx(shipped_band["default_log_sigma"])
+    assert band["gpus"] == pytest.approx(shipped_band["gpus"])
     shipped = {(e["gpu"], e["phase"]): e for e in doc["fits"]["v2"]}
     assert {(e["gpu"], e["phase"]) for e in refit["fits"]["v2"]} == set(shipped)
     for e in refit["fits"]["v2"]:
@@ -128,6 +131,7 @@ def test_a_constant_without_data_takes_its_neutral_value() -> None:
     p = ef.fit_params(res, keep)
     assert p.low_power_compute_efficiency == p.compute_efficiency
     assert p.fp8_compute_factor == 1.0
+    assert p.step_overhead_s == p.prefill_overhead_s == 0.0  # per-layer rows only
 
 
 def test_validate_v2_end_to_end(tmp_path: Path) -> None:
