@@ -19,7 +19,8 @@ MeasurementsArg = Annotated[
     Path,
     typer.Argument(
         help="Measurement CSV: gpu, model, phase, batch_size, input_len, output_len, time_s,"
-        " layers, source[, tensor_parallel]. Use 'shipped' for the packaged Helix data."
+        " layers, source[, tensor_parallel, dtype, engine]. Use 'shipped' for the packaged"
+        " data (Helix; for v2 also the lmdeploy/TensorRT-LLM rows)."
     ),
 ]
 PerfModelsOpt = Annotated[

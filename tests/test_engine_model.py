@@ -163,3 +163,28 @@ def test_v2_predicts_h100_over_a100_close_to_measured() -> None:
                                        spec.memory_bandwidth_gbs * 1e9, "fp16")  # fmt: skip
         t[g] = float(dec)
     assert 1.8 <= t["A100-SXM4-40GB"] / t["H100-SXM5-80GB"] <= 2.3
+
+
+@pytest.mark.parametrize("dtype", ["fp8", "int8"])
+def test_v2_never_offers_a_dtype_without_tensor_cores_on_any_gpu(dtype: str) -> None:
+    """Under the default (v2) model too: every NVIDIA GPU of the catalog is feasible for fp8 or
+    int8 exactly when its datasheet lists that tensor peak."""
+    from infersave.catalog.schemas import Instance
+    from infersave.formulations.candidates import Workload, build_table
+    from infersave.formulations.options import offload_levels
+
+    gpus = {k: g for k, g in load.gpus().items() if g.is_nvidia and g.pcie_bandwidth_gbs}
+    insts = [
+        Instance(instance_type=f"x.{k}", region="r", accelerator=k, gpu=k, gpu_count=1, vcpus=8,
+                 host_memory_gib=64, on_demand_per_hour=1.0, source="test")
+        for k in sorted(gpus)
+    ]  # fmt: skip
+    opts = ModelOptions(dtype=dtype)
+    assert opts.perf_model == "v2"
+    arrays = instance_arrays(insts, gpus, opts)
+    t = build_table(tiny_model(), Workload(512, 64, 100, 1.0, float("inf")), arrays, (1,),
+                    offload_levels(0.5), opts)  # fmt: skip
+    for i, k in enumerate(sorted(gpus)):
+        has = gpus[k].dtype_tflops(dtype) is not None
+        rows = t.instance_idx == i
+        assert bool(t.feasible[rows].any()) == has, k
