@@ -202,8 +202,8 @@ def parse_calibration(
 
     Raises:
         CalibrationError: not a calibration document, no fit for ``perf_model`` or
-            ``formulas``, a malformed or out-of-bounds entry, or two entries for one (GPU,
-            phase); the message names ``where`` and the entry.
+            ``formulas``, a malformed or out-of-bounds entry (in any perf model's section), or
+            two entries for one (GPU, phase); the message names ``where`` and the entry.
     """
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CalibrationError(f"{where}: not an infersave calibration file (format {FORMAT!r})")
@@ -223,6 +223,11 @@ def parse_calibration(
     entries = fits[perf_model]
     if not isinstance(entries, list):
         raise CalibrationError(f"{where}: fits.{perf_model} is not a list")
+    # one absurd entry makes the whole file suspect, whichever perf model it is for
+    for other, section in sorted(fits.items()):
+        if other != perf_model and isinstance(section, list):
+            for k, e in enumerate(section):
+                CtcfFit.from_entry(e, f"{where}: fits.{other}[{k}]")
     out: Fits = {}
     for k, e in enumerate(entries):
         fit = CtcfFit.from_entry(e, f"{where}: fits.{perf_model}[{k}]")
@@ -343,11 +348,53 @@ def load_calibration(
     name, fits = load_fits(spec, perf_model, formulas)
     if fits is None:
         return name, None
-    return name, {k: f.coefficients for k, f in fits.items()}
+    out = {k: f.coefficients for k, f in fits.items()}
+    doc = shipped_document() if spec == "default" else read_calibration_file(spec)
+    out.update(band_entries(doc, perf_model, SHIPPED_FILE if spec == "default" else spec))
+    return name, out
+
+
+BAND_MAX = 5.0
+"""Largest accepted band, log-space RMS error (a factor e^5 = 148: a broken file)."""
+
+
+def band_entries(
+    doc: Mapping[str, Any], perf_model: str, where: str = "calibration"
+) -> dict[tuple[str, str], tuple[float, float]]:
+    """The error bands of ``doc`` for ``perf_model`` as :data:`Calibration` entries:
+    ``(gpu, "band") -> (sigma, 0.0)`` per GPU with a band of its own (and its
+    :data:`SAME_SILICON` twins) and ``("*", "band")`` for every other GPU; sigma is the
+    log-space RMS error of a prediction under cross-validation. Empty without bands.
+
+    Raises:
+        CalibrationError: a band that is not a number in [0, :data:`BAND_MAX`].
+    """
+    bands = doc.get("bands", {})
+    entry = bands.get(perf_model) if isinstance(bands, dict) else None
+    if entry is None:
+        return {}
+
+    def sigma(x: Any, label: str) -> float:
+        if isinstance(x, bool) or not isinstance(x, int | float) or not 0 <= x <= BAND_MAX:
+            raise CalibrationError(
+                f"{where}: bands.{perf_model} {label}: {x!r} is not a number in [0, {BAND_MAX:g}]"
+            )
+        return float(x)
+
+    if not isinstance(entry, dict) or not isinstance(entry.get("gpus", {}), dict):
+        raise CalibrationError(f"{where}: bands.{perf_model} is not an object")
+    out = {("*", "band"): (sigma(entry.get("default_log_sigma"), "default_log_sigma"), 0.0)}
+    for g, x in entry.get("gpus", {}).items():
+        out[(str(g), "band")] = (sigma(x, str(g)), 0.0)
+    for alias, same in SAME_SILICON.items():
+        if (same, "band") in out and (alias, "band") not in out:
+            out[(alias, "band")] = out[(same, "band")]
+    return out
 
 
 __all__ = [
     "ALPHA_MAX",
+    "BAND_MAX",
     "BETA_MAX_S",
     "FIT_PHASES",
     "FORMAT",
@@ -357,6 +404,7 @@ __all__ = [
     "CalibrationError",
     "CtcfFit",
     "Fits",
+    "band_entries",
     "load_calibration",
     "load_fits",
     "parse_calibration",

@@ -211,8 +211,28 @@ def _first_int(text: str) -> int | None:
 # ---------------------------------------------------------------- GPUs
 
 
+SPEC_FIXES: dict[str, dict[str, object]] = {
+    # nvidia-smi on g4dn/g5g reports 15,360 MiB: the T4's ECC (on by default) keeps 1 GiB of
+    # its 16 GiB GDDR6; AWS's catalog figure (16,384) is the nominal size (issue 8).
+    "T4": {"usable_memory_mib": 15360.0},
+    "T4G": {"usable_memory_mib": 15360.0},
+    # A10G: no vendor figure. 70 is the half-rate (GeForce-style FP32-accumulate) value, which
+    # measured prefill contradicts (a 550-token prompt in 135-139 ms needs >= 64 TFLOPS
+    # delivered, issue 8); the A10 datasheet's full-rate GA102 figures are used instead.
+    "A10G": {"fp16_dense_tflops": 125.0, "bf16_dense_tflops": 125.0, "int8_dense_tops": 250.0},
+}
+"""Corrections to upstream gpus.csv rows (each with its reason; see SOURCES.md, gpus.csv)."""
+SPEC_FIX_NOTES: dict[str, str] = {
+    "T4": "usable 15,360 MiB as nvidia-smi reports (ECC on), not 16,384 (issue 8)",
+    "T4G": "usable 15,360 MiB as nvidia-smi reports (ECC on), not 16,384 (issue 8)",
+    "A10G": "FP16/BF16 125 TFLOPS, INT8 250 TOPS from the NVIDIA A10 datasheet (same GA102,"
+    " full rate); 70 is contradicted by measured prefill (issue 8)",
+}
+
+
 def curate_gpus(raw: Path) -> list[dict[str, object]]:
-    """One row per accelerator of shared/data/gpus.csv, in the GPU schema's columns."""
+    """One row per accelerator of shared/data/gpus.csv, in the GPU schema's columns, with
+    :data:`SPEC_FIXES` applied (the source then names the fix)."""
     out: list[dict[str, object]] = []
     for r in _read(raw / "gpus.csv"):
         name = r["name"]
@@ -236,8 +256,12 @@ def curate_gpus(raw: Path) -> list[dict[str, object]]:
                 "nvlink_bandwidth_gbs": _num(r["nvlink_bandwidth_gbs"])
                 if r["nvlink"].strip().lower().startswith("yes")
                 else None,
+                "tdp_w": _num(r["tdp_w"]),
             }
         )
+        if fix := SPEC_FIXES.get(name):
+            out[-1].update(fix)
+            out[-1]["source"] = f"{out[-1]['source']}; corrected: {SPEC_FIX_NOTES[name]}"
     for row in out:
         GPU.model_validate(row)
     return out

@@ -31,7 +31,19 @@ Mapping (each assumption is also recorded in ``calibration.json``):
 * decode rows give one decode step per batch size; the context is not stated. We assume the
   conversation-like context of :data:`DECODE_CONTEXT` = 750 tokens (shared/data README:
   "roughly 750 in / 240 out").
-* ``layers = 1`` (one decoder layer); ``time_s = value / 1000``.
+* ``layers = 1`` (one decoder layer); ``time_s = value / 1000``; ``engine = vllm``.
+
+Engine input: ``<shared>/measurements/engine_e2e_times.csv`` (InternLM/lmdeploy
+``docs/en/benchmark/a100_fp16.md`` and NVIDIA/TensorRT-LLM ``docs/source/performance.md``, one
+commit per row in ``source``), 80 whole-model times of Llama-2-7B/13B, written to
+``catalog/data/measurements_engine.csv`` (:func:`curate_engine`):
+
+* models by Hugging Face id -> catalog names (:data:`ENGINE_MODEL_MAP`); ``layers`` empty (the
+  whole model); ``engine`` = ``lmdeploy`` or ``trtllm`` (the version stays in ``source``);
+* ``e2e`` and ``prefill`` rows as published (``e2e`` = batch x output_len / output TPS);
+* ``decode`` rows are the mean per-step latency over a generation of ``output_len`` tokens after
+  a prompt of ``input_len``: mapped to ONE step at the mean context,
+  ``input_len + output_len // 2`` (the format's decode row), ``output_len = 0``.
 """
 
 from __future__ import annotations
@@ -55,6 +67,17 @@ RAW_ORIGIN = (
     "the raw file comes from github.com/Thesys-lab/Helix-ASPLOS25"
     " simulator/model_manager/*/{prompt,decode}_bs2time.csv"
 )
+ENGINE_RAW_FILE = "measurements/engine_e2e_times.csv"
+ENGINE_MODEL_MAP: dict[str, str] = {
+    "meta-llama/Llama-2-7b-hf": "llama-2-7b",
+    "meta-llama/Llama-2-13b-hf": "llama-2-13b",
+}
+ENGINE_NAMES: dict[str, str] = {
+    "lmdeploy": "lmdeploy",
+    "trtllm-0.5": "trtllm",
+    "trtllm-0.6": "trtllm",
+}
+ENGINE_GPUS: tuple[str, ...] = ("A100-SXM4-80GB", "H100-SXM5-80GB", "L40S")
 PREFILL_PROMPT_LEN = 250
 DECODE_CONTEXT = 750
 GPU_MAP: dict[str, str] = {
@@ -80,6 +103,7 @@ ASSUMPTIONS: tuple[str, ...] = (
 )
 
 _DEFAULT_OUT = Path(__file__).resolve().parent / "data" / "measurements_helix.csv"
+_DEFAULT_ENGINE_OUT = Path(__file__).resolve().parent / "data" / "measurements_engine.csv"
 _TP = re.compile(r"^(?P<gpu>\S+) x(?P<n>\d+) \(TP(?P=n)\)$")
 
 
@@ -126,9 +150,51 @@ def curate(raw_csv: Path) -> list[Measurement]:
                     layers=1,
                     source=SOURCE,
                     tensor_parallel=tp,
+                    engine="vllm",
                 )
             )
     out.sort(key=lambda m: (m.gpu, m.tensor_parallel, m.model, m.phase, m.batch_size))
+    return out
+
+
+def curate_engine(raw_csv: Path) -> list[Measurement]:
+    """Map every row of the raw engine CSV to a :class:`Measurement` (file order kept).
+
+    Raises:
+        ValueError: a missing column, or an unknown GPU, model, engine or phase.
+    """
+    out: list[Measurement] = []
+    with open(raw_csv, encoding="utf-8-sig", newline="") as fh:
+        reader = csv.DictReader(fh)
+        need = {"gpu", "model", "phase", "batch_size", "input_len", "output_len", "time_s"}
+        need |= {"dtype", "engine", "source"}
+        if missing := sorted(need - set(reader.fieldnames or ())):
+            raise ValueError(f"{raw_csv.name}: missing column(s) {', '.join(missing)}")
+        for n, r in enumerate(reader, start=1):
+            if r["gpu"] not in ENGINE_GPUS or r["model"] not in ENGINE_MODEL_MAP:
+                raise ValueError(f"{raw_csv.name} row {n}: unknown GPU/model {r['gpu']!r}")
+            if r["engine"] not in ENGINE_NAMES:
+                raise ValueError(f"{raw_csv.name} row {n}: unknown engine {r['engine']!r}")
+            lin, lout = int(r["input_len"]), int(r["output_len"])
+            if r["phase"] == "decode":
+                lin, lout = lin + lout // 2, 0
+            elif r["phase"] not in ("prefill", "e2e"):
+                raise ValueError(f"{raw_csv.name} row {n}: unknown phase {r['phase']!r}")
+            out.append(
+                Measurement(
+                    gpu=r["gpu"],
+                    model=ENGINE_MODEL_MAP[r["model"]],
+                    phase=r["phase"],  # type: ignore[arg-type]
+                    batch_size=int(r["batch_size"]),
+                    input_len=lin,
+                    output_len=lout,
+                    time_s=float(r["time_s"]),
+                    layers=None,
+                    source=r["source"],
+                    dtype=r["dtype"],  # type: ignore[arg-type]
+                    engine=ENGINE_NAMES[r["engine"]],
+                )
+            )
     return out
 
 
@@ -141,8 +207,17 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("shared_data", type=Path, help="the shared data directory (shared/data)")
     p.add_argument("-o", "--output", type=Path, default=_DEFAULT_OUT)
+    p.add_argument(
+        "--engine-output",
+        type=Path,
+        default=None,
+        help=f"default: {_DEFAULT_ENGINE_OUT.name} beside --output",
+    )
     args = p.parse_args(argv)
+    if args.engine_output is None:
+        args.engine_output = args.output.with_name(_DEFAULT_ENGINE_OUT.name)
     raw = args.shared_data / RAW_FILE
+    engine_raw = args.shared_data / ENGINE_RAW_FILE
 
     def fail(message: str) -> int:
         print(f"curate_measurements: error: {message}", file=sys.stderr)
@@ -152,15 +227,27 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"data directory not found: {args.shared_data}; {DATA_ORIGIN}")
     if not raw.is_file():
         return fail(f"raw measurements not found: {raw}; {RAW_ORIGIN}")
+    has_engine = engine_raw.is_file()
+    engine_rows: list[Measurement] = []
     try:
-        check_output_path(args.output, inputs=(raw,))
+        check_output_path(args.output, inputs=(raw, engine_raw))
+        if has_engine:
+            check_output_path(args.engine_output, inputs=(raw, engine_raw))
         rows = curate(raw)
+        if has_engine:
+            engine_rows = curate_engine(engine_raw)
         write_measurements(rows, args.output)
+        if has_engine:
+            write_measurements(engine_rows, args.engine_output)
     except OSError as exc:
         return fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
     except (ValueError, KeyError, TypeError) as exc:
         return fail(f"{raw}: {' '.join(str(exc).split())}")
     print(f"wrote {len(rows)} measurements to {args.output}", file=sys.stderr)
+    if has_engine:
+        print(f"wrote {len(engine_rows)} measurements to {args.engine_output}", file=sys.stderr)
+    else:
+        print(f"note: {engine_raw} not found; {args.engine_output} left as is", file=sys.stderr)
     return 0
 
 

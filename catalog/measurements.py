@@ -3,7 +3,9 @@ model look-ups that measurements may use.
 
 Measurement format (CSV, UTF-8 with or without a byte-order mark, one row per measured time):
 ``gpu, model, phase, batch_size, input_len, output_len, time_s, layers, source`` and optional
-``tensor_parallel`` (default 1).
+``tensor_parallel`` (default 1), ``dtype`` (precision of weights and KV cache, default
+``fp16``) and ``engine`` (the serving engine that measured it, e.g. ``vllm``, ``lmdeploy``,
+``trtllm``; empty = unknown).
 
 * ``phase="prefill"``: the whole prefill of ``batch_size`` prompts of ``input_len`` tokens.
 * ``phase="decode"``: ONE decode step of ``batch_size`` requests at context ``input_len``
@@ -16,8 +18,9 @@ Measurement format (CSV, UTF-8 with or without a byte-order mark, one row per me
 
 ``gpu`` is a catalog GPU name; ``model`` a catalog model or one of
 ``data/calibration_models.json`` (shapes that only measurements use, e.g. ``llama-30b``).
-The shipped measurements (``data/measurements_helix.csv``) are curated by
-:mod:`infersave.catalog.curate_measurements`.
+The shipped measurements are curated by :mod:`infersave.catalog.curate_measurements`:
+``data/measurements_helix.csv`` (per-layer, vLLM-based) and ``data/measurements_engine.csv``
+(whole-model times from lmdeploy and TensorRT-LLM).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from infersave.catalog.output_files import write_text_atomic
 from infersave.catalog.schemas import GPU, LLM
 
 SHIPPED_MEASUREMENTS = "measurements_helix.csv"
+SHIPPED_ENGINE_MEASUREMENTS = "measurements_engine.csv"
 
 Phase = Literal["prefill", "decode", "e2e"]
 
@@ -52,6 +56,8 @@ MEASUREMENT_COLUMNS: tuple[str, ...] = (
     "layers",
     "source",
     "tensor_parallel",
+    "dtype",
+    "engine",
 )
 
 
@@ -70,11 +76,20 @@ class Measurement(BaseModel):
     layers: PositiveInt | None
     source: str = ""
     tensor_parallel: PositiveInt = 1
+    dtype: Literal["fp32", "fp16", "bf16", "fp8", "int8"] = "fp16"
+    engine: str = ""
 
 
 def shipped_measurements_path() -> Path:
     """Path of the shipped measurement CSV (inside the installed package)."""
     return Path(str(resources.files("infersave.catalog").joinpath("data", SHIPPED_MEASUREMENTS)))
+
+
+def shipped_engine_measurements_path() -> Path:
+    """Path of the shipped whole-model engine measurement CSV (inside the installed package)."""
+    return Path(
+        str(resources.files("infersave.catalog").joinpath("data", SHIPPED_ENGINE_MEASUREMENTS))
+    )
 
 
 def read_measurements(path: str | Path) -> tuple[Measurement, ...]:
@@ -114,6 +129,8 @@ def measurements_csv(rows: Iterable[Measurement]) -> str:
                 "" if m.layers is None else m.layers,
                 m.source,
                 m.tensor_parallel,
+                m.dtype,
+                m.engine,
             ]
         )
     return buf.getvalue()
@@ -157,6 +174,7 @@ def find_calibration_gpu(name: str) -> GPU:
 
 __all__ = [
     "MEASUREMENT_COLUMNS",
+    "SHIPPED_ENGINE_MEASUREMENTS",
     "SHIPPED_MEASUREMENTS",
     "Measurement",
     "Phase",
@@ -165,6 +183,7 @@ __all__ = [
     "find_calibration_model",
     "measurements_csv",
     "read_measurements",
+    "shipped_engine_measurements_path",
     "shipped_measurements_path",
     "write_measurements",
 ]

@@ -30,6 +30,9 @@ class GPU(_Frozen):
     BF16 before Ampere, no FP8 before Ada/Hopper, no INT8 before Turing).
     ``nvlink_bandwidth_gbs`` is the NVLink bandwidth per GPU (GB/s, both directions, as NVIDIA
     states it), ``None`` when GPUs talk over PCIe only.
+    ``tdp_w`` is the board power (W, datasheet); ``None`` when unpublished (A10G). The v2 time
+    model uses it to tell slot-powered cards (<= 75 W), whose tensor cores throttle under
+    sustained GEMMs, from the rest.
     """
 
     name: str
@@ -47,6 +50,7 @@ class GPU(_Frozen):
     fp8_dense_tflops: PositiveFloat | None = None
     int8_dense_tops: PositiveFloat | None = None
     nvlink_bandwidth_gbs: PositiveFloat | None = None
+    tdp_w: PositiveFloat | None = None
 
     @property
     def compute_capability(self) -> float | None:

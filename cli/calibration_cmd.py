@@ -19,15 +19,16 @@ MeasurementsArg = Annotated[
     Path,
     typer.Argument(
         help="Measurement CSV: gpu, model, phase, batch_size, input_len, output_len, time_s,"
-        " layers, source[, tensor_parallel]. Use 'shipped' for the packaged Helix data."
+        " layers, source[, tensor_parallel, dtype, engine]. Use 'shipped' for the packaged"
+        " data (Helix; for v2 also the lmdeploy/TensorRT-LLM rows)."
     ),
 ]
 PerfModelsOpt = Annotated[
     str,
     typer.Option(
         "--perf-model",
-        help="Time model(s) to fit for: roofline, paper, or all (a calibration applies only to"
-        " the perf model it was fitted for).",
+        help="Time model(s) to fit for: v2, roofline, paper, or all (a calibration applies only"
+        " to the perf model it was fitted for; v2 fits per-GPU scales on top of its constants).",
     ),
 ]
 
@@ -42,7 +43,7 @@ def _measurements(path: Path) -> Path:
     return path
 
 
-_PERF_CHOICES = ("roofline", "paper", "all")
+_PERF_CHOICES = ("v2", "roofline", "paper", "all")
 
 
 def _pct(x: Any) -> str:
@@ -139,8 +140,13 @@ def validate_cmd(
         ),
     ] = "default",
     perf_model: Annotated[
-        str, typer.Option("--perf-model", help="Time model: roofline or paper.")
-    ] = "roofline",
+        str,
+        typer.Option(
+            "--perf-model",
+            help="Time model: v2 (shipped Helix + engine rows, with leave-one-source-out and"
+            " median errors), roofline or paper.",
+        ),
+    ] = "v2",
     fmt: FormatOpt = Format.table,
 ) -> None:
     """MAPE and worst error per GPU and phase, with leave-one-model-out (LOMO) and
@@ -166,6 +172,21 @@ def validate_cmd(
         return
     if fmt is Format.csv:
         render.echo(render.csv_text(report))
+        return
+    if perf_model == "v2":
+        render.print_table(
+            ["check", "gpu", "phase", "points", "median before %", "median after %",
+             "MAPE after %", "worst after %"],
+            [
+                [r["check"], r["gpu"], r["phase"], r["points"], _pct_or_na(r["median_before"]),
+                 _pct_or_na(r["median_after"]), _pct_or_na(r["mape_after"]),
+                 _pct_or_na(r["worst_after"])]
+                for r in report
+            ],
+            title=f"Prediction error, perf model v2, calibration {calibration}",
+        )  # fmt: skip
+        for line in wf.summary_lines(report):
+            render.echo(line)
         return
     render.print_table(
         [

@@ -21,14 +21,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from infersave.catalog import calibration as store
 from infersave.catalog import curate_measurements as curate
 from infersave.catalog import measurements as meas
 from infersave.catalog.calibration import CalibrationError
 from infersave.formulations import ctcf_fit as cal
+from infersave.formulations import engine_fit as ef
+from infersave.formulations import engine_model
 from infersave.formulations.options import ModelOptions
 
-PERF_MODELS: tuple[str, ...] = ("roofline", "paper")
+PERF_MODELS: tuple[str, ...] = ("v2", "roofline", "paper")
 
 
 def check_perf_models(perf_models: Sequence[str]) -> None:
@@ -38,6 +42,41 @@ def check_perf_models(perf_models: Sequence[str]) -> None:
             raise CalibrationError(
                 f"unknown perf model {pm!r}; use one of: {', '.join(PERF_MODELS)}"
             )
+
+
+def _engine_rows(path: str | Path, extra: Sequence[str | Path] = ()) -> ef.Rows:
+    """Single-GPU rows of ``path`` and ``extra`` for the v2 model; the shipped Helix file
+    brings the shipped engine file along (they are one data set for v2)."""
+    rows = meas.read_measurements(path)
+    if not extra and Path(path) == meas.shipped_measurements_path():
+        extra = (meas.shipped_engine_measurements_path(),)
+    for e in extra:
+        rows += meas.read_measurements(e)
+    try:
+        return ef.resolve(rows, meas.find_calibration_gpu, meas.find_calibration_model)
+    except CalibrationError:
+        raise
+    except ValueError as exc:
+        raise CalibrationError(f"{Path(path).name}: {exc}") from exc
+
+
+def _v2_fits(res: ef.Rows, params: ef.V2Params) -> list[dict[str, Any]]:
+    """The ``fits.v2`` entries: one per (GPU, phase) correction, as CTCF (alpha, beta 0)."""
+    corr = ef.fit_corrections(res, params)
+    before = ef.predict(res, params)
+    after = ef.predict(res, params, corr)
+    fam = np.where(res.phase == "prefill", "prefill", "decode")
+    out = []
+    for (g, ph), a in sorted(corr.items()):
+        sel = (res.gpu == g) & (fam == ph)
+        eb = np.abs(before[sel] / res.measured_s[sel] - 1) * 100
+        ea = np.abs(after[sel] / res.measured_s[sel] - 1) * 100
+        fit = store.CtcfFit(
+            a, 0.0, int(sel.sum()), float(eb.mean()), float(ea.mean()), float(ea.max()),
+            None, g, ph,
+        )  # fmt: skip
+        out.append(fit.to_entry())
+    return out
 
 
 def _resolve(path: str | Path, perf_model: str) -> tuple[cal.Resolved, ModelOptions]:
@@ -82,10 +121,17 @@ def calibrate(
     assumptions: Sequence[str] = (),
     created: str | None = None,
     weighting: cal.Weighting = "relative",
+    engine_paths: Sequence[str | Path] = (),
+    refit_v2: bool = False,
 ) -> dict[str, Any]:
     """The calibration document fitted from the measurements at ``path`` (one fit per perf
     model in ``perf_models``); every entry is
     :meth:`~infersave.catalog.calibration.CtcfFit.to_entry`.
+
+    For ``v2`` the rows of ``path`` and ``engine_paths`` give per-GPU corrections on top of the
+    shipped constants (:data:`~infersave.formulations.engine_model.SHIPPED`), or of constants
+    refitted on them with ``refit_v2`` (what the shipped file holds); roofline and paper CTCF
+    are fitted on ``path`` alone (per-layer Eq. 7).
 
     Raises:
         CalibrationError: see :func:`fit_perf_model`; an unknown perf model or none at all.
@@ -95,7 +141,20 @@ def calibrate(
         raise CalibrationError("no perf model to calibrate for")
     fits: dict[str, list[dict[str, Any]]] = {}
     skipped: list[str] = []
+    v2_params: dict[str, float] | None = None
+    bands: dict[str, Any] | None = None
     for pm in perf_models:
+        if pm == "v2":
+            res = _engine_rows(path, engine_paths)
+            if not len(res):
+                raise CalibrationError(f"{path}: nothing to calibrate: no single-GPU rows")
+            params = ef.fit_params(res) if refit_v2 else engine_model.SHIPPED
+            v2_params = params.to_dict()
+            fits[pm] = _v2_fits(res, params)
+            own, default = ef.band_log_sigmas(res, ef.cross_validate(res, params))
+            if math.isfinite(default):
+                bands = {"default_log_sigma": default, "gpus": own}
+            continue
         group = fit_perf_model(path, pm, weighting)
         fits[pm] = [f.to_entry() for _, f in sorted(group.fits.items())]
         skipped += [f"{pm}: {s}" for s in group.skipped]
@@ -112,6 +171,21 @@ def calibrate(
         "assumptions": list(assumptions),
         "fits": fits,
     }
+    if v2_params is not None:
+        doc["v2_params"] = v2_params
+        doc["v2_note"] = (
+            "fits.v2 are per-GPU scales (alpha; beta 0) of the v2 model's whole phase time, on"
+            " top of the GPU-independent v2_params; rows: "
+            + ", ".join([Path(path).name, *(Path(e).name for e in engine_paths)])
+        )
+    if bands is not None:
+        doc["bands"] = {"v2": bands}
+        doc["bands_note"] = (
+            "log-space RMS error of a prediction under cross-validation: per GPU measured with"
+            " >= 2 models its LOMO errors, else default_log_sigma (the largest per-GPU LOGO"
+            " error); tps_low/tps_high = tps x exp(-/+ z sigma), z the normal quantile of"
+            " --slo-confidence (0.9 for the records' band when it is not given)"
+        )
     if skipped:
         doc["skipped"] = skipped
     return doc
@@ -129,6 +203,8 @@ def shipped_calibration(
         source=curate.SOURCE + "; curated by infersave.catalog.curate_measurements",
         assumptions=curate.ASSUMPTIONS,
         created=created,
+        engine_paths=(meas.shipped_engine_measurements_path(),),
+        refit_v2=True,
     )
 
 
@@ -167,6 +243,8 @@ def validate(
     Raises:
         CalibrationError (or its base CatalogError): unreadable measurements or calibration.
     """
+    if perf_model == "v2":
+        return validate_v2(path, calibration)
     res, options = _resolve(path, perf_model)
     before = cal.predict(res, options, None)
     fits: cal.Fits | None
@@ -187,6 +265,70 @@ def validate(
     return out
 
 
+def validate_v2(path: str | Path, calibration: str = "default") -> list[dict[str, Any]]:
+    """Error report of the v2 model on the rows of ``path`` (with the shipped engine rows when
+    ``path`` is the shipped Helix file): one row per (check, GPU, phase) and per check one
+    ``all``/``all`` row. Checks: ``calibrated`` (shipped constants; corrections of
+    ``calibration``: ``default``, ``none``, ``refit`` or a JSON path), and the held-out
+    ``lomo``, ``logo``, ``loso`` of :func:`infersave.formulations.engine_fit.cross_validate`
+    (always refitted). ``mape_*``, ``median_*`` and ``worst_*`` in %; ``before`` = shipped
+    constants without any per-GPU correction.
+
+    Raises:
+        CalibrationError: unreadable measurements or calibration.
+    """
+    res = _engine_rows(path)
+    params = engine_model.SHIPPED
+    before = ef.predict(res, params)
+    if calibration == "refit":
+        corr: dict[tuple[str, str], float] = ef.fit_corrections(res, params)
+    else:
+        try:
+            fits = store.load_fits(calibration, "v2")[1] or {}
+        except ValueError as exc:
+            raise CalibrationError(f"cannot read calibration {calibration!r}: {exc}") from exc
+        corr = {k: f.alpha for k, f in fits.items()}
+    cv = ef.cross_validate(res, params)
+    cv["calibrated"] = ef.predict(res, params, corr)
+    y = res.measured_s
+    alone = {"lomo": (res.model, "model"), "logo": (res.gpu, "GPU"), "loso": (res.source, "source")}
+    out: list[dict[str, Any]] = []
+    for check in ef.CHECKS:
+        pred = cv[check]
+        keys = sorted({(g, p) for g, p in zip(res.gpu, res.phase, strict=True)})
+        for g, ph in [*keys, ("all", "all")]:
+            sel = (
+                np.ones(len(res), dtype=bool) if g == "all" else (res.gpu == g) & (res.phase == ph)
+            )
+            eb = np.abs(before[sel] / y[sel] - 1) * 100
+            ok = sel & np.isfinite(pred)
+            ea = np.abs(pred[ok] / y[ok] - 1) * 100
+            have = bool(ok.any())
+            out.append(
+                {
+                    "check": check,
+                    "gpu": g,
+                    "phase": ph,
+                    "points": int(sel.sum()),
+                    "mape_before": _finite(float(eb.mean())),
+                    "median_before": _finite(float(np.median(eb))),
+                    "worst_before": _finite(float(eb.max())),
+                    "mape_after": _finite(float(ea.mean())) if have else None,
+                    "median_after": _finite(float(np.median(ea))) if have else None,
+                    "worst_after": _finite(float(ea.max())) if have else None,
+                    "note": None if have else _why_none(check, alone),
+                }
+            )
+    return out
+
+
+def _why_none(check: str, alone: dict[str, tuple[np.ndarray, str]]) -> str:
+    key, what = alone.get(check, (np.array([]), ""))
+    if len(set(key.tolist())) <= 1:
+        return f"only one {what} in the data: nothing to hold out"
+    return "no held-out prediction"
+
+
 def _pooled(rows: list[dict[str, Any]], key: str) -> float | None:
     have = [r for r in rows if r[key] is not None]
     n = sum(r["points"] for r in have)
@@ -197,6 +339,17 @@ def summary_lines(report: list[dict[str, Any]]) -> list[str]:
     """Pooled MAPE per check and phase over single-GPU groups, for a short footer; ``n/a`` with
     the reason where no group has a figure."""
     lines = []
+    if any(r["gpu"] == "all" for r in report):
+        for r in report:
+            if r["gpu"] == "all" and r["median_after"] is None:
+                lines.append(f"{r['check']:10s} all rows  median error n/a ({r['note']})")
+            elif r["gpu"] == "all":
+                lines.append(
+                    f"{r['check']:10s} all rows  median error {_pct_text(r['median_after'])},"
+                    f" mean {_pct_text(r['mape_after'])} (constants alone:"
+                    f" median {_pct_text(r['median_before'])})"
+                )
+        return lines
     for check in ("calibrated", "lomo", "logo"):
         for phase in store.FIT_PHASES:
             rows = [
@@ -217,6 +370,10 @@ def summary_lines(report: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _pct_text(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.1f}%"
+
+
 def fit_table_rows(doc: dict[str, Any], perf_model: str) -> list[dict[str, Any]]:
     """Table III-like rows of a calibration document for one perf model."""
     return [dict(e, perf_model=perf_model) for e in doc["fits"].get(perf_model, [])]
@@ -231,4 +388,5 @@ __all__ = [
     "shipped_calibration",
     "summary_lines",
     "validate",
+    "validate_v2",
 ]

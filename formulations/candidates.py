@@ -21,6 +21,7 @@ from infersave.catalog.schemas import GPU, LLM, Instance
 from infersave.formulations import (
     constraints,
     cost_model,
+    engine_model,
     memory_model,
     parallel_model,
     time_model,
@@ -53,6 +54,7 @@ class Workload:
     ttft_slo: float = float("inf")
     tpot_slo: float = float("inf")
     e2e_slo: float = float("inf")
+    slo_confidence: float = 0.0  # > 0: TPS >= SLO must hold at the error band's lower bound
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class InstanceArrays:
     base: np.ndarray | None = None  # int: position of the row's instance in the input list
     dtype_names: tuple[str, ...] = ()  # weight precision of each row ('': the options' dtype)
     parts: tuple[tuple[str, InstanceArrays], ...] = ()  # searched precisions: rows of each
+    tps_log_sigma: np.ndarray | None = None  # v2 error band (log-space RMS), nan: none
 
     def dtype_of_rows(self, options: ModelOptions) -> tuple[str, ...]:
         """The weight precision of each row (``options.dtype`` where the rows do not say)."""
@@ -235,6 +238,7 @@ def instance_arrays(
         cat("base"),
         names,
         tuple(parts),
+        cat("tps_log_sigma"),
     )
 
 
@@ -269,6 +273,7 @@ def _instance_arrays(
     coef = np.tile(np.array([1.0, 0.0, 1.0, 0.0]), (n, 1))
     calibrated = np.zeros(n, dtype=bool)
     supported = np.ones(n, dtype=bool)
+    sigma = np.full(n, np.nan)
     paper = options.formulas == "paper"
     for i, (inst, t) in enumerate(rows):
         if inst.gpu is None or inst.gpu not in gpus:
@@ -298,6 +303,8 @@ def _instance_arrays(
         supported[i] = precision_supported(gpu, options) or not gpu.is_nvidia or paper
         tflops = gpu.fp32_tflops if (paper and gpu.fp32_tflops) else peak or gpu.fp16_dense_tflops
         flops[i] = tflops * 1e12
+        if options.perf_model == "v2":  # slot-powered cards sustain less of their peak
+            flops[i] *= engine_model.sustained_peak_factor(gpu.tdp_w)
         mbw[i] = gpu.memory_bandwidth_gbs * 1e9
         if gpu.pcie_bandwidth_gbs is None:
             raise ValueError(f"{inst.instance_type}: GPU {gpu.name} has no PCIe bandwidth")
@@ -312,6 +319,10 @@ def _instance_arrays(
             if dec is not None:
                 coef[i, 2:4] = dec
             calibrated[i] = pre is not None or dec is not None
+        if options.perf_model == "v2":
+            none = (engine_model.UNCALIBRATED_LOG_SIGMA, 0.0)
+            cal = calibration or {}
+            sigma[i] = cal.get((gpu.name, "band"), cal.get(("*", "band"), none))[0]
     insts = tuple(inst for inst, _ in rows)
     return InstanceArrays(
         insts,
@@ -329,6 +340,7 @@ def _instance_arrays(
         tp,
         link,
         np.array([position[id(inst)] for inst in insts], dtype=np.int64),
+        tps_log_sigma=sigma,
     )
 
 
@@ -373,6 +385,9 @@ class CandidateTable:
     ttft_s: np.ndarray
     tpot_s: np.ndarray
     tps: np.ndarray
+    tps_low: np.ndarray  # tps / exp(z sigma): the error band (nan without one)
+    tps_high: np.ndarray
+    tps_band_pct: np.ndarray  # (exp(z sigma) - 1) x 100
     output_tps: np.ndarray
     tps_effective: np.ndarray
     task_hours: np.ndarray
@@ -421,6 +436,7 @@ class Workloads:
     ttft_slo: np.ndarray
     tpot_slo: np.ndarray
     e2e_slo: np.ndarray
+    slo_confidence: np.ndarray
 
     @classmethod
     def of(cls, workloads: Sequence[Workload]) -> Workloads:
@@ -560,7 +576,12 @@ def _evaluate(
     tpot = decode_s / np.maximum(lout - 1.0, 1.0)
     slo = per_wl(wl.slo_tps)
     slack["price_cap"] = per_wl(wl.max_price) - price
-    slack["tps_slo"] = np.where(np.isfinite(slo), tps - slo, np.inf)
+    sigma = inst.tps_log_sigma
+    sigma = np.full(len(inst.instances), np.nan) if sigma is None else sigma
+    conf = per_wl(wl.slo_confidence)
+    band = engine_model.band_factor(per_inst(sigma), conf)
+    tps_low = tps / band
+    slack["tps_slo"] = np.where(np.isfinite(slo), np.where(conf > 0, tps_low, tps) - slo, np.inf)
     slack["ttft_slo"] = per_wl(wl.ttft_slo) - ttft
     slack["tpot_slo"] = per_wl(wl.tpot_slo) - tpot
     slack["e2e_slo"] = per_wl(wl.e2e_slo) - e2e
@@ -587,6 +608,9 @@ def _evaluate(
         "ttft_s": ttft,
         "tpot_s": tpot,
         "tps": tps,
+        "tps_low": tps_low,
+        "tps_high": tps * band,
+        "tps_band_pct": (band - 1.0) * 100.0,
         "output_tps": out_tps,
         "tps_effective": tps_eff,
         "task_hours": hours,

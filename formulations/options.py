@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 Formulas = Literal["physics", "paper"]
-PerfModel = Literal["paper", "roofline"]
+PerfModel = Literal["paper", "roofline", "v2"]
 Billing = Literal["hourly", "per-second"]
 Pricing = Literal["on-demand", "spot", "both"]
 
@@ -59,8 +59,9 @@ class ModelOptions:
         dtype: precision of the weights (:data:`WEIGHT_DTYPES`); the KV cache and the
             activations follow it unless ``kv_dtype`` says otherwise (int4: fp16).
         formulas: ``"physics"`` or ``"paper"`` (see the module docstring).
-        perf_model: ``"paper"`` (Eq. 5-6: FLOPs over peak FLOPS) or ``"roofline"`` (each
-            phase bounded by the larger of compute and memory-bandwidth time).
+        perf_model: ``"v2"`` (default: the engine-aware roofline of
+            :mod:`.engine_model`), ``"paper"`` (Eq. 5-6: FLOPs over peak FLOPS) or
+            ``"roofline"`` (each phase bounded by the larger of compute and memory time).
         gpu_memory_utilization: share of the GPU's reported memory the serving engine may use
             (vLLM's default 0.9 leaves room for the CUDA context and fragmentation).
         host_memory_utilization: share of host RAM available for offloaded KV cache (the OS and
@@ -78,7 +79,7 @@ class ModelOptions:
 
     dtype: str = "fp16"
     formulas: Formulas = "physics"
-    perf_model: PerfModel = "roofline"
+    perf_model: PerfModel = "v2"
     gpu_memory_utilization: float = 0.9
     host_memory_utilization: float = 0.8
     billing: Billing = "hourly"

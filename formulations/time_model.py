@@ -11,9 +11,13 @@ Two performance models (``ModelOptions.perf_model``):
   where the bytes are the layer's weights plus the KV cache it reads or writes. Decode is
   memory-bound on every GPU in the catalog, which Eq. 6 ignores.
 
+* ``v2`` (default): the engine-aware roofline of :mod:`.engine_model` (efficiencies, per-layer,
+  per-step and per-prefill costs, dtype-aware peaks, effective PCIe bandwidth); its per-layer
+  times are the whole pass divided by the layers, so the fixed costs are paid once per pass.
+
 CTCF (Eq. 7), ``alpha * T + beta`` per GPU and phase, corrects the compute term of ONE layer in
-either model; the PCIe transfer term of KV offloading is added as in Eq. 5 (overlapped: max) and
-Eq. 6 (serial: sum).
+any model (for ``v2`` a per-GPU scale, beta 0); the PCIe transfer term of KV offloading is added
+as in Eq. 5 (overlapped: max) and Eq. 6 (serial: sum).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from infersave.catalog.schemas import LLM
+from infersave.formulations import engine_model
 from infersave.formulations.memory_model import kv_bytes_per_token, weights_bytes_of
 from infersave.formulations.options import ModelOptions
 
@@ -146,6 +151,52 @@ def _roofline(
     return t_pre, t_dec
 
 
+def v2_layer_seconds(
+    model: LLM,
+    batch: np.ndarray,
+    input_len: np.ndarray,
+    context: np.ndarray,
+    peak_flops: np.ndarray,
+    memory_bandwidth: np.ndarray,
+    dtype: str,
+    params: engine_model.V2Params = engine_model.SHIPPED,
+    kv_bytes: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One decoder layer of the v2 model (:mod:`.engine_model`): (prefill of ``batch`` prompts
+    of ``input_len`` tokens, one decode step at ``context``), seconds, without the per-pass
+    costs (``prefill_overhead_s``, ``step_overhead_s``).
+
+    ``peak_flops`` is the dtype's tensor peak (FLOP/s) times
+    :func:`.engine_model.sustained_peak_factor`; ``memory_bandwidth`` bytes/s. FLOPs: linear
+    2 x active parameters / L per token; attention causal 2 x BS x L_in^2 x width in prefill
+    (the paper's 4 counts the masked half), 4 x BS x context x width per decode step. Bytes in
+    ``dtype``: the layer's weights (MoE decode: the experts touched; int4 with its group
+    scales, :func:`.memory_model.weights_bytes_of`) and KV written or read, ``kv_bytes`` per
+    element (default: ``dtype``'s, fp16 beside int4 weights).
+    """
+    o = ModelOptions(dtype=dtype)
+    kv_elem = o.kv_bytes if kv_bytes is None else kv_bytes
+    layers = model.num_hidden_layers
+    bs = np.asarray(batch, dtype=np.float64)
+    lin = np.asarray(input_len, dtype=np.float64)
+    ctx = np.asarray(context, dtype=np.float64)
+    eff = engine_model.compute_efficiency(None, o.compute_dtype, params)
+    peak = peak_flops * eff
+    bw = memory_bandwidth * params.memory_efficiency
+    width = float(model.num_attention_heads * model.head_dim)
+    lin_tok = 2.0 * model.num_active_parameters / layers
+    kv_tok = kv_bytes_per_token(model, kv_elem) / layers
+    w_layer = weights_bytes_of(model, dtype) / layers
+    read_dec = _moe_params_read(model, bs) * o.weight_bytes / layers
+    t_pre = engine_model.layer_seconds(
+        bs * lin * lin_tok, w_layer, 2 * bs * lin**2 * width, bs * lin * kv_tok, peak, bw, params
+    )
+    t_dec = engine_model.layer_seconds(
+        bs * lin_tok, read_dec, 4 * bs * ctx * width, bs * ctx * kv_tok, peak, bw, params
+    )
+    return t_pre, t_dec
+
+
 def layer_times(
     model: LLM,
     batch: np.ndarray,
@@ -197,7 +248,17 @@ def layer_times(
         trans_pre = c * bs * lin * kv_layer_token / pcie_bandwidth
         trans_dec = c * bs * ctx * kv_layer_token / pcie_bandwidth
 
-    if options.perf_model == "roofline":
+    if options.perf_model == "v2":
+        t_pre, t_dec = v2_layer_seconds(
+            model, bs, lin, ctx, peak_flops, memory_bandwidth, options.dtype,
+            kv_bytes=options.kv_bytes,
+        )  # fmt: skip
+        p = engine_model.SHIPPED
+        t_pre = t_pre + p.prefill_overhead_s / layers
+        t_dec = t_dec + p.step_overhead_s / layers
+        trans_pre = trans_pre / engine_model.PCIE_EFFICIENCY
+        trans_dec = trans_dec / engine_model.PCIE_EFFICIENCY
+    elif options.perf_model == "roofline":
         t_pre, t_dec = _roofline(
             model, bs, lin, ctx, flops_pre, flops_dec, peak_flops, memory_bandwidth, options
         )

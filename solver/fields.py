@@ -123,6 +123,15 @@ FIELDS: tuple[FieldSpec, ...] = (
         {"gt": 0},
     ),
     FieldSpec(
+        "slo_confidence",
+        float | None,
+        None,
+        "Confidence P (e.g. 0.9) that TPS >= slo_tps holds: the SLO must hold at the lower"
+        " bound of the time model's error band for the GPU (perf model v2).",
+        "",
+        {"gt": 0, "lt": 1},
+    ),
+    FieldSpec(
         "max_price",
         float | None,
         None,
@@ -252,7 +261,10 @@ FIELDS: tuple[FieldSpec, ...] = (
         "physics (corrected) or paper (the paper's formulas as printed).",
     ),
     FieldSpec(
-        "perf_model", Literal["paper", "roofline"], "roofline", "Time model: roofline or paper."
+        "perf_model",
+        Literal["v2", "paper", "roofline"],
+        "v2",
+        "Time model: v2 (engine-aware roofline), roofline or paper.",
     ),
     FieldSpec(
         "gpu_memory_utilization",

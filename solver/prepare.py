@@ -148,6 +148,7 @@ def workload_of(s: Scenario) -> Workload:
         given(s.ttft_slo),
         given(s.tpot_slo),
         given(s.e2e_slo),
+        float(getattr(s, "slo_confidence", None) or 0.0),
     )
 
 

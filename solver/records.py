@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import math
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -41,6 +42,9 @@ class Record(_Frozen):
     tensor-parallel all-reduces. ``task_hours`` uses TPS_effective (Eq. 2); ``billed_hours``
     per the billing mode; ``total_cost_usd`` = billed_hours x price_per_hour;
     ``cost_efficiency`` per Eq. 3.
+    ``tps_low``/``tps_high`` bound ``tps`` by the time model's expected error for this GPU
+    (cross-validated; perf model v2 only, else ``None``): ``tps / f`` and ``tps x f`` with
+    ``f = 1 + tps_band_pct / 100`` at ``--slo-confidence`` (0.9 when not given).
     ``calibration`` names the CTCF coefficients applied, or ``uncalibrated``. ``provider``,
     ``region`` and ``zone`` (when the provider prices per zone) say where; ``market``
     (``on-demand`` or ``spot``), ``price_source`` and ``price_date`` where the $/h comes from.
@@ -60,6 +64,9 @@ class Record(_Frozen):
     batch_size: int
     offload_ratio: float
     tps: float
+    tps_low: float | None
+    tps_high: float | None
+    tps_band_pct: float | None
     output_tps: float
     prefill_s: float
     decode_s: float
@@ -111,9 +118,13 @@ class SolveResult(_Frozen):
     feasible_candidates: int = 0
 
 
+BAND_COLUMNS: tuple[str, ...] = ("tps_low", "tps_high", "tps_band_pct")
+"""Table columns that are ``nan`` without an error band (``None`` in a record)."""
+
 TABLE_COLUMNS: tuple[str, ...] = (
     "allreduce_s",
     "tps",
+    *BAND_COLUMNS,
     "output_tps",
     "prefill_s",
     "decode_s",
@@ -144,6 +155,11 @@ def place_fields(inst: Instance) -> dict[str, Any]:
     }
 
 
+def _band_or_float(name: str, value: float) -> float | None:
+    x = float(value)
+    return None if name in BAND_COLUMNS and not math.isfinite(x) else x
+
+
 def record_fields(
     place: Mapping[str, Any],
     values: Mapping[str, float],
@@ -162,7 +178,7 @@ def record_fields(
         "dtype": dtype,
         "batch_size": int(values["batch_size"]),
         "offload_ratio": round(float(values["offload_ratio"]), 10),
-        **{name: float(values[name]) for name in TABLE_COLUMNS},
+        **{name: _band_or_float(name, values[name]) for name in TABLE_COLUMNS},
         "meets_slo": bool(meets_slo),
         "calibration": calibration,
         "weights_bytes": round(float(values["weights_gpu_bytes"])),

@@ -76,6 +76,11 @@ class _ScenarioBase(BaseModel):
                 "slo_tps: give a throughput SLO (slo_tps) or a latency SLO (ttft_slo, tpot_slo,"
                 " e2e_slo)"
             )
+        if getattr(f, "slo_confidence", None) and getattr(f, "perf_model", "v2") != "v2":
+            raise ValueError(
+                "slo_confidence: the error bands are those of perf model v2; drop"
+                " slo_confidence or use perf_model v2"
+            )
         return self
 
     @property

@@ -77,9 +77,9 @@ def test_negative_alpha_flagged() -> None:
 def test_shipped_calibration_reproduces_from_shipped_measurements() -> None:
     shipped = store.shipped_document()
     refit = wf.shipped_calibration(created=shipped["created"])
-    assert set(refit["fits"]) == set(shipped["fits"]) == {"roofline", "paper"}
+    assert set(refit["fits"]) == set(shipped["fits"]) == {"roofline", "paper", "v2"}
     for pm, entries in shipped["fits"].items():
-        assert len(entries) == len(refit["fits"][pm]) == 8
+        assert len(entries) == len(refit["fits"][pm]) == (14 if pm == "v2" else 8)
         for a, b in zip(entries, refit["fits"][pm], strict=True):
             assert (a["gpu"], a["phase"], a["points"]) == (b["gpu"], b["phase"], b["points"])
             assert a["alpha"] == pytest.approx(b["alpha"], abs=1e-9)
@@ -184,7 +184,8 @@ def _synthetic(tmp_path: Path) -> Path:
         for phase in ("prefill", "decode")
         for bs in (1, 4, 16, 64)
     ]
-    res = resolve(rows, meas.find_calibration_gpu, meas.find_calibration_model, ModelOptions())
+    roofline = ModelOptions(perf_model="roofline")  # CTCF on the roofline (not the v2 default)
+    res = resolve(rows, meas.find_calibration_gpu, meas.find_calibration_model, roofline)
     exact = [
         m.model_copy(update={"time_s": float(n * (1.5 * x + 2e-4))})
         for m, x, n in zip(rows, res.x_layer_s, res.layers, strict=True)
@@ -206,7 +207,8 @@ def test_cli_calibrate_and_validate(tmp_path: Path) -> None:
     for e in doc["fits"]["roofline"]:
         assert e["alpha"] == pytest.approx(1.5, rel=1e-6)
         assert e["beta_s"] == pytest.approx(2e-4, rel=1e-5)
-    r = runner.invoke(app, ["validate", str(meas), "--calibration", str(out), "--format", "json"])
+    r = runner.invoke(app, ["validate", str(meas), "--calibration", str(out), "--format", "json",
+                            "--perf-model", "roofline"])  # fmt: skip
     assert r.exit_code == 0, r.output
     rows = json.loads(r.output)["rows"]
     assert all(x["mape_after"] < 1e-4 for x in rows if x["check"] == "calibrated")

@@ -143,7 +143,7 @@ def test_gpu_table() -> None:
     table = gpus()
     assert len(table) == 22
     t4 = table["T4"]
-    assert (t4.usable_memory_mib, t4.fp32_tflops, t4.pcie_bandwidth_gbs) == (16384, 8.1, 16)
+    assert (t4.usable_memory_mib, t4.fp32_tflops, t4.pcie_bandwidth_gbs) == (15360, 8.1, 16)
     assert table["A10G"].usable_memory_mib == 22888
     assert table["L40S"].usable_memory_mib == 45776
     assert table["H200-SXM-141GB"].usable_memory_mib == 144384

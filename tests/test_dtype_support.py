@@ -26,7 +26,7 @@ def one_gpu_table(name: str, dtype: str):
         instance_type=f"x.{name}", region="r", accelerator=name, gpu=name, gpu_count=1,
         vcpus=8, host_memory_gib=64, on_demand_per_hour=1.0, source="test",
     )  # fmt: skip
-    options = ModelOptions(dtype=dtype)
+    options = ModelOptions(dtype=dtype, perf_model="roofline")  # v2 scales slot-powered peaks
     arrays = instance_arrays([inst], GPUS, options)
     w = Workload(512, 64, 100, 1.0, float("inf"))
     return build_table(tiny_model(), w, arrays, (1, 8), offload_levels(0.5), options), arrays
