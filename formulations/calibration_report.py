@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from infersave.catalog.calibration import CalibrationError
 from infersave.formulations import ctcf_fit as cal
 from infersave.formulations import engine_fit as ef
 from infersave.formulations import engine_model
+from infersave.formulations import tp_validation as tpv
 from infersave.formulations.options import ModelOptions
 
 PERF_MODELS: tuple[str, ...] = ("v2", "roofline", "paper")
@@ -319,6 +320,48 @@ def validate_v2(path: str | Path, calibration: str = "default") -> list[dict[str
                     "note": None if have else _why_none(check, alone),
                 }
             )
+    out += _tensor_parallel_rows(path, params, corr)
+    return out
+
+
+def _tensor_parallel_rows(
+    path: str | Path, params: ef.V2Params, corr: Mapping[tuple[str, str], float]
+) -> list[dict[str, Any]]:
+    """The ``tp`` check of :func:`validate_v2`: the tensor-parallel rows of ``path``, held out
+    by construction (the fits use single-GPU rows only), predicted by
+    :func:`.tp_validation.predict_tp` with the shipped constants and ``corr`` (``before``:
+    without the per-GPU scales); one row per (GPU x degree, phase) and one ``all`` row."""
+    try:
+        tp = tpv.resolve_tp(
+            meas.read_measurements(path), meas.find_calibration_gpu, meas.find_calibration_model
+        )
+    except ValueError as exc:
+        raise CalibrationError(f"{Path(path).name}: {exc}") from exc
+    if not len(tp):
+        return []
+    y = tp.measured_s
+    before, after = tpv.predict_tp(tp, params), tpv.predict_tp(tp, params, corr)
+    out: list[dict[str, Any]] = []
+    keys = sorted({(g, p) for g, p in zip(tp.group, tp.phase, strict=True)})
+    for g, ph in [*keys, ("all", "all")]:
+        sel = np.ones(len(tp), dtype=bool) if g == "all" else (tp.group == g) & (tp.phase == ph)
+        eb = np.abs(before[sel] / y[sel] - 1) * 100
+        ea = np.abs(after[sel] / y[sel] - 1) * 100
+        out.append(
+            {
+                "check": "tp",
+                "gpu": g,
+                "phase": ph,
+                "points": int(sel.sum()),
+                "mape_before": _finite(float(eb.mean())),
+                "median_before": _finite(float(np.median(eb))),
+                "worst_before": _finite(float(eb.max())),
+                "mape_after": _finite(float(ea.mean())),
+                "median_after": _finite(float(np.median(ea))),
+                "worst_after": _finite(float(ea.max())),
+                "note": None,
+            }
+        )
     return out
 
 

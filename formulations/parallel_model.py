@@ -53,13 +53,25 @@ def tp_supported(model: LLM, tp: np.ndarray | int) -> np.ndarray:
     return (heads % t == 0) & kv_ok
 
 
+PCIE_ALLREDUCE_EFFICIENCY = 0.25
+"""Share of the datasheet's one-direction PCIe x16 bandwidth that an all-reduce between the
+GPUs of a PCIe-only host reaches (dimensionless). Without peer-to-peer, NCCL's ring goes
+through pinned host buffers (a copy in and a copy out, both directions over the same root
+complex). Fitted on the 471 held-out tensor-parallel rows of the shipped Helix data (one
+LLaMA-30B/Llama-2-70B layer on 2 and 4 T4s, 2 L4s; grid 0.1-1,
+:func:`.tp_validation.fit_pcie_allreduce_efficiency`): median error 18.9% at 1, 8.0% at 0.25;
+fitted on the T4 rows alone it gives the L4 rows 12.4% (23.2% at 1). NVLink hosts have no
+measurements here and keep the datasheet figure."""
+
+
 def interconnect_bandwidth(gpu: GPU, interconnect: str | None) -> float:
     """Bytes/s one GPU sends to its peers in one direction: NVLink where the instance has it
     (the datasheet's figure counts both directions, so half of it), else its PCIe link (the
-    datasheet's one-direction x16 figure). 0 when the GPU has neither figure."""
+    datasheet's one-direction x16 figure x :data:`PCIE_ALLREDUCE_EFFICIENCY`). 0 when the GPU
+    has neither figure."""
     if interconnect == "nvlink" and gpu.nvlink_bandwidth_gbs:
         return gpu.nvlink_bandwidth_gbs / 2 * 1e9
-    return (gpu.pcie_bandwidth_gbs or 0.0) * 1e9
+    return (gpu.pcie_bandwidth_gbs or 0.0) * 1e9 * PCIE_ALLREDUCE_EFFICIENCY
 
 
 def allreduce_seconds(

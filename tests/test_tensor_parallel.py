@@ -74,7 +74,7 @@ def test_rows_per_degree_dividing_the_gpus(exact_options: ModelOptions) -> None:
     nv = gpu("N", 10e9).model_copy(update={"nvlink_bandwidth_gbs": 600.0})
     link = instance_arrays([multi("n", "N", 2)], {"N": nv}, exact_options).links()
     assert link.tolist() == [0.0, 300e9]
-    assert arr.links()[5] == 16e9  # conftest's GPU: PCIe 16 GB/s
+    assert arr.links()[5] == 16e9 * 0.25  # conftest's GPU: PCIe 16 GB/s, a quarter for NCCL
     fixed = instance_arrays(insts, gpus, ModelOptions(tensor_parallel=4))
     assert [(i.instance_type, int(t)) for i, t in zip(fixed.instances, fixed.tp, strict=True)] == [
         ("four", 4),
@@ -122,8 +122,9 @@ def test_tp_time_is_t_gpus_plus_the_allreduces(exact_options: ModelOptions) -> N
     )  # fmt: skip
     pt = time_model.phase_times(model, lt, 65)
     msg_pre, msg_dec = 4 * 512 * 256 * 2, 4 * 256 * 2  # tokens x hidden x 2 bytes
-    ar_pre = 2 * max(2 * (1 / 2) * msg_pre / 16e9, 8e-6)
-    ar_dec = 2 * max(2 * (1 / 2) * msg_dec / 16e9, 8e-6)
+    link = 16e9 * parallel_model.PCIE_ALLREDUCE_EFFICIENCY  # PCIe-only host: 4 GB/s
+    ar_pre = 2 * max(2 * (1 / 2) * msg_pre / link, 8e-6)
+    ar_dec = 2 * max(2 * (1 / 2) * msg_dec / link, 8e-6)
     assert ar_dec == 2 * 8e-6  # decode: the latency floor
     assert t.prefill_s[two] == pytest.approx(float(pt.prefill_s) + 10 * ar_pre, rel=1e-12)
     assert t.decode_s[two] == pytest.approx(float(pt.decode_s) + 10 * 64 * ar_dec, rel=1e-12)
@@ -179,3 +180,34 @@ def test_cli_70b_recommends_tensor_parallelism_with_its_allreduce_share() -> Non
     assert "all-reduce" in table.output
     one = runner.invoke(app, [*args, "--tensor-parallel", "1"])
     assert one.exit_code == 1 and "Nothing feasible" in one.output
+
+
+def test_tp_measurements_are_a_held_out_check_that_pins_the_pcie_efficiency() -> None:
+    """The shipped tensor-parallel Helix rows (never fitted by the v2 constants) pick the
+    all-reduce efficiency of PCIe hosts; fitted on one GPU's rows it helps the other's."""
+    from infersave.catalog import calibration as store
+    from infersave.catalog import measurements as meas
+    from infersave.formulations import tp_validation as tpv
+
+    rows = meas.read_measurements(meas.shipped_measurements_path())
+    tp = tpv.resolve_tp(rows, meas.find_calibration_gpu, meas.find_calibration_model)
+    assert len(tp) == 471 and set(tp.group) == {"T4 x2 (TP)", "T4 x4 (TP)", "L4 x2 (TP)"}
+    fits = store.load_fits("default", "v2")[1] or {}
+    corr = {k: f.alpha for k, f in fits.items()}
+    eff, err = tpv.fit_pcie_allreduce_efficiency(tp, corrections=corr)
+    assert eff == parallel_model.PCIE_ALLREDUCE_EFFICIENCY and err < 10.0
+    gpu = np.array([g.name for g in tp.gpus])
+
+    def rows_of(name: str) -> tpv.TpRows:
+        sel = np.flatnonzero(gpu == name)
+        return tpv.TpRows(
+            tuple(tp.rows[i] for i in sel), tuple(tp.gpus[i] for i in sel),
+            tuple(tp.models[i] for i in sel), tp.measured_s[sel], tp.group[sel], tp.phase[sel],
+        )  # fmt: skip
+
+    t4, l4 = rows_of("T4"), rows_of("L4")
+    for fit_on, held in ((t4, l4), (l4, t4)):
+        e, _ = tpv.fit_pcie_allreduce_efficiency(fit_on, corrections=corr)
+        _, at_datasheet = tpv.fit_pcie_allreduce_efficiency(held, corrections=corr, grid=[1.0])
+        _, held_err = tpv.fit_pcie_allreduce_efficiency(held, corrections=corr, grid=[e])
+        assert held_err < at_datasheet
