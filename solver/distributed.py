@@ -42,6 +42,19 @@ IN_FLIGHT_PER_THREAD = 2
 while one result travels back, few enough that memory stays flat."""
 
 
+LOCAL_WORKER_CONFIG: dict[str, object] = {
+    # the nanny's default MALLOC_TRIM_THRESHOLD_=65536 makes glibc return every freed numpy
+    # buffer to the kernel: the exhaustive batch ran 1.7x slower (1.07 s instead of 0.64 s for
+    # 4,700 workloads, measured with the variable set in one plain process)
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    # no stack sampling every 10 ms and memory polling every 100 ms in a task's way
+    "distributed.worker.profile.enabled": False,
+    "distributed.worker.memory.monitor-interval": "1s",
+}
+"""The dask settings of a local cluster's workers (a remote cluster keeps its own; the README
+says which to set there)."""
+
+
 class ClusterError(InputError):
     """The scheduler cannot be used (bad address, unreachable, workers without infersave, or
     ``dask.distributed`` not installed); a one-line message (exit code 2 on the command line)."""
@@ -133,15 +146,18 @@ def open_client(address: str | None, workers: int) -> Iterator[Any]:
 
     with contextlib.ExitStack() as stack:
         if address is None:
-            cluster = distributed.LocalCluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                # its HTTP server on a free loopback port: never 8787 of another cluster
-                dashboard_address="127.0.0.1:0",
-                silence_logs=logging.ERROR,
-            )
+            import dask
+
+            with dask.config.set(LOCAL_WORKER_CONFIG):
+                cluster = distributed.LocalCluster(
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    # its HTTP server on a free loopback port: never 8787 of another cluster
+                    dashboard_address="127.0.0.1:0",
+                    silence_logs=logging.ERROR,
+                )
             stack.callback(cluster.close)
             client = distributed.Client(cluster, set_as_default=False)
             stack.callback(client.close)
