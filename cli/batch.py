@@ -159,8 +159,12 @@ def batch(
             in_flight.append(item)
             yield item[2]
 
+    stopping: list[int] = []  # the SIGTERM received, if any
+
     def out_rows(outcomes: Iterable[Any]) -> Iterator[dict[str, Any]]:
         for outcome in outcomes:
+            if stopping:  # the handler's exit was swallowed (raised inside a gc callback)
+                raise SystemExit(128 + stopping[0])
             row, fields, scenario = in_flight.popleft()
             summary.add(outcome)
             yield batch_io.result_row(
@@ -170,7 +174,7 @@ def batch(
     # read, solve and write as one stream into the temporary file: an interrupt, SIGTERM or
     # crash anywhere leaves no partial output, stops the workers and keeps an existing OUTPUT
     with (
-        _raise_on_sigterm(),
+        _raise_on_sigterm(stopping),
         _solve_with_progress(scenarios(), total, workers, quiet, engine, scheduler) as outcomes,
         user_errors(),
     ):
@@ -215,18 +219,19 @@ class _Summary:
 
 
 @contextlib.contextmanager
-def _raise_on_sigterm() -> Iterator[None]:
+def _raise_on_sigterm(stopping: list[int]) -> Iterator[None]:
     """Turn SIGTERM into ``SystemExit(143)`` while the batch runs, so that the same clean-up
     as for Ctrl-C runs (temporary file removed, worker pool terminated). A second SIGTERM
-    during that clean-up is ignored. Outside the main thread (no signals there) a no-op."""
+    during that clean-up is ignored. The signal is also appended to ``stopping``: an exception
+    raised while the main thread runs a gc callback (dask's client installs one) or a
+    finalizer is swallowed by Python, so the caller checks it as rows go by. Outside the main
+    thread (no signals there) a no-op."""
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    stopping: list[int] = []
 
     def handler(signum: int, frame: object) -> None:
         # not SIG_IGN: worker processes spawned from here would inherit an ignored SIGTERM and

@@ -145,6 +145,12 @@ def open_client(address: str | None, workers: int) -> Iterator[Any]:
     here = _worker_version()
 
     with contextlib.ExitStack() as stack:
+        # the client logs a lost scheduler with tracebacks; the one-line error says it instead
+        # (dask's logging config gives some of its loggers levels of their own)
+        names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] == "distributed"]
+        for log in map(logging.getLogger, ["distributed", *names]):
+            stack.callback(log.setLevel, log.level)
+            log.setLevel(logging.CRITICAL)
         if address is None:
             import dask
 
@@ -207,6 +213,27 @@ def _threads(client: Any) -> int:
     return max(1, sum(int(w.get("nthreads", 1)) for w in info.get("workers", {}).values()))
 
 
+_LOST = frozenset(
+    {"FutureCancelledError", "CancelledError", "KilledWorker", "CommClosedError", "TimeoutError"}
+)
+"""Names of the exceptions (or their bases) that mean the cluster, not the task, failed."""
+
+
+def _result(future: Any, where: str) -> Any:
+    """``future.result()``; a lost scheduler or worker is a one-line :class:`ClusterError`."""
+    try:
+        return future.result()
+    except Exception as exc:
+        names = {c.__name__ for c in type(exc).__mro__}
+        if isinstance(exc, OSError) or names & _LOST:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ClusterError(
+                f"scheduler: {where} failed mid-run ({type(exc).__name__}: {reason});"
+                " nothing was written"
+            ) from None
+        raise
+
+
 def stream_on(
     client: Any,
     scenarios: Iterable[Scenario | Exception],
@@ -214,19 +241,24 @@ def stream_on(
     lean: bool,
     size: int,
     in_flight: int,
+    where: str = "the cluster",
 ) -> Iterator[Outcome | BatchResult]:
     """Outcomes of ``scenarios`` in input order, solved on ``client`` (anything with
     ``submit(fn, *args, pure=False)`` returning a future with ``result()``, and
     ``cancel(futures)``) in tasks of about ``size`` rows, at most ``in_flight`` tasks ahead.
     The input's exceptions are their own outcome and never travel. Tasks still in flight are
-    cancelled on any exit."""
+    cancelled on any exit.
+
+    Raises:
+        ClusterError: the scheduler or a worker was lost (``where`` names it).
+    """
     from infersave.solver.batch import _solve_task, _tasks
 
     pending: deque[tuple[list[Scenario | Exception], Any]] = deque()
 
     def collect() -> Iterator[Outcome | BatchResult]:
         task, future = pending.popleft()
-        solved = iter(future.result())
+        solved = iter(_result(future, where))
         if progress is not None:
             progress(len(task))
         for s in task:
@@ -268,6 +300,7 @@ def dask_stream(
             lean,
             task_size(threads),
             IN_FLIGHT_PER_THREAD * threads + 1,
+            where=address or "the local cluster",
         )
         with contextlib.closing(stream):
             yield from stream

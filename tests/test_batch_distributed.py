@@ -340,3 +340,84 @@ def test_local_cluster_workers_keep_malloc_and_skip_profiling() -> None:
     with dist.open_client(None, 1) as client:
         (settings,) = client.run(_worker_settings).values()
     assert tuple(settings) == (None, False)
+
+
+class _Lost(Exception):
+    """Stands for distributed's exceptions, matched by class name."""
+
+
+class FutureCancelledError(_Lost):
+    pass
+
+
+class _BrokenFuture:
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+    def result(self) -> Any:
+        raise self.exc
+
+
+class _BrokenClient(_Client):
+    def __init__(self, exc: Exception) -> None:
+        super().__init__()
+        self.exc = exc
+
+    def submit(self, fn: Any, *args: Any, pure: bool = True) -> Any:
+        super().submit(fn, *args, pure=pure)
+        return _BrokenFuture(self.exc)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        FutureCancelledError("_solve_task-1 cancelled for reason: scheduler-connection-lost."),
+        ConnectionResetError(104, "Connection reset by peer"),
+    ],
+)
+def test_a_lost_cluster_is_one_line_naming_it(exc: Exception) -> None:
+    client = _BrokenClient(exc)
+    stream = dist.stream_on(client, _scenarios(10), None, True, 3, 2, where="tcp://127.0.0.1:9")
+    with pytest.raises(dist.ClusterError) as info:
+        next(stream)
+    message = str(info.value)
+    assert message.startswith("scheduler: tcp://127.0.0.1:9 failed mid-run (")
+    assert type(exc).__name__ in message and "\n" not in message
+    assert len(client.cancelled) == 1  # the other task in flight
+
+
+def test_a_bug_in_a_task_is_not_blamed_on_the_cluster() -> None:
+    stream = dist.stream_on(_BrokenClient(KeyError("oops")), _scenarios(4), None, True, 3, 2)
+    with pytest.raises(KeyError):
+        next(stream)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_sigterm_swallowed_inside_a_finalizer_still_stops_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SystemExit of the SIGTERM handler is lost when it fires inside a finalizer or a gc
+    callback (dask's client installs one); the run must still stop at the next row, exit 143,
+    and leave no output."""
+
+    class Finalizer:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler runs in here: swallowed
+
+    from infersave.solver import batch_io
+
+    real = batch_io.result_row
+    calls = []
+
+    def result_row(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 5:
+            Finalizer()  # collected at once: __del__ runs and sends the signal
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(batch_io, "result_row", result_row)
+    out = tmp_path / "out.csv"
+    res = cli("batch", str(EXAMPLE), "-o", str(out), "-q", "--backend", "exhaustive")
+    assert res.exit_code == 143
+    assert len(calls) == 5  # stopped at the row after the signal
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
