@@ -421,3 +421,23 @@ def test_sigterm_swallowed_inside_a_finalizer_still_stops_the_run(
     assert res.exit_code == 143
     assert len(calls) == 5  # stopped at the row after the signal
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_help_and_local_batch_do_not_import_dask(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from infersave.cli import main\n"
+        f"for args in (['--help'], ['batch', '--help'], ['batch', {str(EXAMPLE)!r}, '-o',"
+        f" {str(tmp_path / 'o.csv')!r}, '-q', '--backend', 'exhaustive']):\n"
+        "    try:\n"
+        "        main.app(args, standalone_mode=False)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('DASK=' + ','.join(m for m in ('dask', 'distributed') if m in sys.modules))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert proc.stdout.strip().splitlines()[-1] == "DASK=", proc.stdout
+    assert "--engine" in proc.stdout and "--scheduler" in proc.stdout
+    assert (tmp_path / "o.csv").exists()
