@@ -667,6 +667,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {args.out / name} ({text.count(chr(10)) - 1} rows)")
     for tally in tallies:
         print("\n".join(tally.lines()))
+    if args.out.resolve() == Path(__file__).resolve().parent / "data":
+        from infersave.catalog.load import build_instance_cache
+
+        print(f"wrote {build_instance_cache()} (the prebuilt instance tables)")
     return 0
 
 

@@ -182,6 +182,9 @@ def provider_regions(provider: str) -> frozenset[str]:
         CatalogError: unknown provider or unreadable data.
     """
     _check_price_set(provider)
+    entry = _fresh_entry(provider)
+    if entry is not None:
+        return frozenset(entry[1])
     file_name = _PRICE_SET_FILES[provider][0]
     resource = resources.files("infersave.catalog").joinpath("data", file_name)
     try:
@@ -315,6 +318,14 @@ def _instances(price_set: str) -> tuple[Instance, ...]:
     _check_price_set(price_set)
     if price_set == CLOUD:
         return tuple(i for p in PROVIDERS for i in _instances(p))
+    cached = _cached_instances(price_set)
+    if cached is not None:
+        return cached
+    return _parse_instances(price_set)
+
+
+def _parse_instances(price_set: str) -> tuple[Instance, ...]:
+    """The validated rows of ``price_set``'s instance file (parsed from its CSV)."""
     file_name = _PRICE_SET_FILES[price_set][0]
     table = _data_file(file_name, Instance)
     _unique(table, lambda r: (r.instance_type, r.region), file_name, "instance_type")
@@ -333,6 +344,106 @@ def _instances(price_set: str) -> tuple[Instance, ...]:
             field = "price_date" if inst.price_source else "price_source"
             raise CatalogError(f"{file_name} row {i}, field {field}: missing")
     return table
+
+
+# ---------------------------------------------------------------- prebuilt instance tables
+
+INSTANCE_CACHE = "instances.cache"
+"""The validated instance tables of every price set, prebuilt (``data/instances.cache``): a
+pickle of ``{"schema": ..., "tables": {price set: (digest, regions, zlib-compressed pickle)}}``,
+written
+by :func:`build_instance_cache`. Unpickling a table skips the per-row validation of the CSV
+(about 10 ms per provider). A table is used only while its digest (of the schemas and the very
+CSV bytes it was built from) matches the shipped files, so an edited CSV or schema is parsed
+again instead of being served stale."""
+
+
+def _schema_signature() -> str:
+    models = (Instance, GPU)
+    return repr(
+        [(m.__name__, [(k, repr(f.annotation)) for k, f in m.model_fields.items()]) for m in models]
+    )
+
+
+def _data_bytes(file_name: str) -> bytes:
+    return resources.files("infersave.catalog").joinpath("data", file_name).read_bytes()
+
+
+@functools.cache
+def _digest(price_set: str) -> str:
+    """SHA-256 of the schemas and the files a price set's table is built from."""
+    import hashlib
+
+    instances_file, gpu_override = _PRICE_SET_FILES[price_set]
+    h = hashlib.sha256(_schema_signature().encode())
+    for name in (instances_file, "gpus.csv", gpu_override):
+        if name:
+            h.update(name.encode() + b"\0" + _data_bytes(name) + b"\0")
+    return h.hexdigest()
+
+
+@functools.cache
+def _instance_cache() -> Mapping[str, tuple[str, tuple[str, ...], bytes]]:
+    """The prebuilt tables by price set (empty if the file is missing or unreadable)."""
+    import pickle
+
+    try:
+        data = pickle.loads(_data_bytes(INSTANCE_CACHE))
+    except Exception:  # missing, truncated, or from an incompatible version: parse the CSVs
+        return {}
+    if not isinstance(data, dict) or data.get("schema") != _schema_signature():
+        return {}
+    return data.get("tables", {})
+
+
+def _fresh_entry(price_set: str) -> tuple[str, tuple[str, ...], bytes] | None:
+    """``price_set``'s prebuilt (digest, regions, table) if built from the shipped files."""
+    entry = _instance_cache().get(price_set)
+    if entry is None or entry[0] != _digest(price_set):
+        return None
+    return entry
+
+
+def _cached_instances(price_set: str) -> tuple[Instance, ...] | None:
+    """``price_set``'s prebuilt table if it was built from the shipped files, else None."""
+    import pickle
+    import zlib
+
+    entry = _fresh_entry(price_set)
+    if entry is None:
+        return None
+    try:
+        table = pickle.loads(zlib.decompress(entry[2]))
+    except Exception:
+        return None
+    return table if isinstance(table, tuple) else None
+
+
+def build_instance_cache(out_dir: Path | None = None) -> Path:
+    """Parse every price set's instance CSV (validated as without a cache) and write the
+    prebuilt tables to ``out_dir / instances.cache`` (default: this package's ``data/``, for
+    :func:`~infersave.catalog.curate.main` and after editing a CSV by hand).
+
+    Raises:
+        CatalogError: if a CSV is invalid. OSError: if the file cannot be written.
+    """
+    import pickle
+    import zlib
+
+    tables = {}
+    for price_set in _PRICE_SET_FILES:
+        if price_set == CLOUD:
+            continue
+        table = _parse_instances(price_set)
+        blob = zlib.compress(pickle.dumps(table, protocol=pickle.HIGHEST_PROTOCOL), 9)
+        regions = tuple(sorted({i.region for i in table}))
+        tables[price_set] = (_digest(price_set), regions, blob)
+    path = (out_dir or Path(__file__).resolve().parent / "data") / INSTANCE_CACHE
+    payload = {"schema": _schema_signature(), "tables": tables}
+    path.write_bytes(pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
+    _instance_cache.cache_clear()
+    _digest.cache_clear()
+    return path
 
 
 @functools.cache

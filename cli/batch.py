@@ -27,11 +27,21 @@ region, batch_sizes such as "1,2,4" or "1-256", batch_size, offload_step, billin
 extension, in input order, with status ok | infeasible | error and a message; it is written
 whole or not at all. A bad row is an error row, never the end of the run. The summary goes to
 stderr. Exit code 0 when OUTPUT was written, 2 when the input file or options are unusable.
+`--engine dask` sends the same tasks to a dask.distributed cluster (`--scheduler
+tcp://HOST:PORT`, or a local one of --workers processes) with the same output.
 
 Example:
 
   infersave batch tests/data/workloads_example.csv -o recommendations.csv --workers 2
+  infersave batch big.csv -o recs.csv --engine dask --scheduler tcp://10.0.0.5:8786
 """
+
+
+class Engine(StrEnum):
+    """Where the tasks run: this machine's processes, or a dask.distributed cluster."""
+
+    local = "local"
+    dask = "dask"
 
 
 class SummaryFormat(StrEnum):
@@ -80,6 +90,23 @@ def batch(
     fmt: Annotated[
         SummaryFormat, typer.Option("--format", "-f", help="Summary format on stderr.")
     ] = SummaryFormat.text,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            "--engine",
+            help="local: --workers processes here; dask: a dask.distributed cluster (the"
+            " same output), the one at --scheduler or a local one of --workers processes.",
+        ),
+    ] = Engine.local,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            metavar="ADDRESS",
+            help="With --engine dask: the scheduler, tcp://HOST:PORT (its workers need this"
+            " infersave version; --workers is then unused).",
+        ),
+    ] = None,
 ) -> None:
     t0 = time.perf_counter()
     cpus = os.cpu_count() or 1
@@ -88,6 +115,13 @@ def batch(
     backends = get_args(BY_NAME["backend"].type)
     if backend is not None and backend not in backends:
         fail(f"--backend: unknown {backend!r}; use one of: {', '.join(backends)}")
+    if scheduler is not None:
+        if engine is not Engine.dask:
+            fail("--scheduler needs --engine dask")
+        with user_errors():
+            from infersave.solver.distributed import check_address
+
+            scheduler = check_address(scheduler)
     with user_errors():
         from infersave.catalog.output_files import check_output_path
         from infersave.solver import batch_io
@@ -125,8 +159,12 @@ def batch(
             in_flight.append(item)
             yield item[2]
 
+    stopping: list[int] = []  # the SIGTERM received, if any
+
     def out_rows(outcomes: Iterable[Any]) -> Iterator[dict[str, Any]]:
         for outcome in outcomes:
+            if stopping:  # the handler's exit was swallowed (raised inside a gc callback)
+                raise SystemExit(128 + stopping[0])
             row, fields, scenario = in_flight.popleft()
             summary.add(outcome)
             yield batch_io.result_row(
@@ -136,8 +174,8 @@ def batch(
     # read, solve and write as one stream into the temporary file: an interrupt, SIGTERM or
     # crash anywhere leaves no partial output, stops the workers and keeps an existing OUTPUT
     with (
-        _raise_on_sigterm(),
-        _solve_with_progress(scenarios(), total, workers, quiet) as outcomes,
+        _raise_on_sigterm(stopping),
+        _solve_with_progress(scenarios(), total, workers, quiet, engine, scheduler) as outcomes,
         user_errors(),
     ):
         batch_io.write_results(output, out_rows(outcomes), passthrough)
@@ -181,18 +219,19 @@ class _Summary:
 
 
 @contextlib.contextmanager
-def _raise_on_sigterm() -> Iterator[None]:
+def _raise_on_sigterm(stopping: list[int]) -> Iterator[None]:
     """Turn SIGTERM into ``SystemExit(143)`` while the batch runs, so that the same clean-up
     as for Ctrl-C runs (temporary file removed, worker pool terminated). A second SIGTERM
-    during that clean-up is ignored. Outside the main thread (no signals there) a no-op."""
+    during that clean-up is ignored. The signal is also appended to ``stopping``: an exception
+    raised while the main thread runs a gc callback (dask's client installs one) or a
+    finalizer is swallowed by Python, so the caller checks it as rows go by. Outside the main
+    thread (no signals there) a no-op."""
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    stopping: list[int] = []
 
     def handler(signum: int, frame: object) -> None:
         # not SIG_IGN: worker processes spawned from here would inherit an ignored SIGTERM and
@@ -211,15 +250,22 @@ def _raise_on_sigterm() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _solve_with_progress(
-    scenarios: Iterable[Any], total: int, workers: int, quiet: bool
+    scenarios: Iterable[Any],
+    total: int,
+    workers: int,
+    quiet: bool,
+    engine: Engine = Engine.local,
+    scheduler: str | None = None,
 ) -> Iterator[Iterator[Any]]:
     """The outcomes of :func:`~infersave.solver.batch.solve_stream` (lean: what a row prints),
     in input order, with a progress bar on a terminal; the stream is closed on exit (which
-    terminates a worker pool that is still running)."""
+    terminates a worker pool that is still running, or cancels a cluster's tasks and closes
+    its client)."""
     from infersave.solver.batch import solve_stream
 
+    where = {"engine": engine.value, "scheduler": scheduler}
     if quiet or not sys.stderr.isatty() or not total:
-        stream = solve_stream(scenarios, workers=workers, lean=True, total=total)
+        stream = solve_stream(scenarios, workers=workers, lean=True, total=total, **where)
         with contextlib.closing(stream):
             yield stream
         return
@@ -246,6 +292,7 @@ def _solve_with_progress(
             progress=lambda n: bar.advance(task, n),
             lean=True,
             total=total,
+            **where,
         )
         with contextlib.closing(stream):
             yield stream

@@ -69,6 +69,7 @@ import itertools
 import math
 import os
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -347,12 +348,18 @@ def _full_group(ctx: Context, items: Sequence[tuple[int, Scenario]], out: list[o
 # --- tasks: a slice of the input, solved in one process ------------------------------------
 
 
+_SOLVE_LOCK = threading.Lock()
+"""One :func:`_solve_one` at a time per process: a dask worker runs tasks in threads, and two
+HiGHS solves at once in one process crash it (a segmentation fault; seen with highspy 1.14)."""
+
+
 def _solve_one(s: Scenario) -> Outcome:
     """Solve one scenario, returning the exception instead of raising."""
     from infersave.solver.recommend import solve
 
     try:
-        return solve(s)
+        with _SOLVE_LOCK:
+            return solve(s)
     except InputError as exc:
         return exc
     except Exception as exc:  # a bug or a solver failure: keep the other rows going
@@ -481,6 +488,8 @@ def solve_stream(
     progress: Progress | None = None,
     lean: bool = False,
     total: int | None = None,
+    engine: str = "local",
+    scheduler: str | None = None,
 ) -> Iterator[Outcome | BatchResult]:
     """Solve every scenario, yielding one outcome per input in input order.
 
@@ -492,11 +501,33 @@ def solve_stream(
     (the number of scenarios of an iterator, if known) evens out the tasks of the workers. Close
     the iterator (``contextlib.closing``) to stop early: the pool is then terminated.
 
+    ``engine="dask"`` sends the same tasks to a dask.distributed cluster instead
+    (:mod:`~infersave.solver.distributed`; the same outcomes, bit for bit): the scheduler at
+    ``scheduler`` (``tcp://HOST:PORT``), or a local cluster of ``workers`` processes when it is
+    None.
+
     Raises:
-        ValueError: if ``workers < 1`` (at the call). KeyboardInterrupt and other interrupts
-            propagate after the pool is terminated.
+        ValueError: if ``workers < 1`` or ``engine`` is unknown (at the call).
+        ~infersave.solver.distributed.ClusterError: (an InputError) a bad scheduler address
+            (at the call), an unreachable scheduler or unusable workers (on the first
+            ``next``). KeyboardInterrupt and other interrupts propagate after the pool is
+            terminated (the cluster's tasks cancelled and its client closed).
     """
     workers = clamp_workers(workers)
+    if engine == "dask":
+        from infersave.solver import distributed
+
+        if scheduler is not None:
+            scheduler = distributed.check_address(scheduler)
+
+        def size(threads: int) -> int:
+            return _task_size(scenarios, threads, total)
+
+        return distributed.dask_stream(scenarios, scheduler, workers, progress, lean, size)
+    if engine != "local":
+        raise ValueError(f"engine must be 'local' or 'dask', got {engine!r}")
+    if scheduler is not None:
+        raise ValueError("a scheduler needs engine='dask'")
     return _stream(scenarios, workers, progress, lean, _task_size(scenarios, workers, total))
 
 
