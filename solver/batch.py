@@ -460,11 +460,39 @@ def _pool(workers: int) -> Iterator[Pool]:
     try:
         yield pool
     except BaseException:
-        pool.terminate()
-        pool.join()
+        _terminate(pool)
         raise
     pool.close()
     pool.join()
+
+
+TERMINATE_WAIT_S = 2.0
+"""Seconds an interrupted batch waits for its pool's clean-up before it leaves the rest."""
+
+
+def _terminate(pool: Pool) -> None:
+    """Terminate ``pool`` (workers killed) without hanging: ``Pool.terminate`` kills the
+    workers and then joins the thread that feeds them, which never returns when that thread is
+    blocked writing a large task into the workers' pipe that no process reads any more
+    (CPython's multiprocessing; seen here once in a few SIGTERMs of a 150,000-row batch). The
+    clean-up runs in a daemon thread; after :data:`TERMINATE_WAIT_S` what is left is that
+    stuck daemon thread (it ends with the process) and the workers, which are reaped here."""
+    import multiprocessing as mp
+    import threading
+
+    def stop() -> None:
+        pool.terminate()
+        pool.join()
+
+    t = threading.Thread(target=stop, name="pool-terminate", daemon=True)
+    t.start()
+    t.join(TERMINATE_WAIT_S)
+    if t.is_alive():  # the workers were sent SIGTERM before the join that hangs
+        for child in mp.active_children():
+            child.join(1.0)
+            if child.is_alive():
+                child.kill()
+                child.join(1.0)
 
 
 def clamp_workers(workers: int) -> int:
