@@ -2,7 +2,7 @@
 
 Run by hand, never at run time::
 
-    python -m infersave.catalog.curate /work/shared/data [--out catalog/data]
+    python -m infersave.catalog.curate ../shared/data [--out catalog/data]
 
 This is the only code in the package that reads the shared reference data; the installed
 package reads only the curated copies it ships. The output is deterministic (sorted rows,
@@ -612,7 +612,7 @@ def missing_raw_files(raw: Path) -> list[str]:
 
 
 WHERE_DATA_COMES_FROM = (
-    "the reference data is shared/data in the project's workspace (e.g. /work/shared/data, "
+    "the reference data is shared/data in the project's workspace (e.g. ../shared/data, "
     "described by its README.md); pass that directory"
 )
 

@@ -7,7 +7,7 @@ so a clone or an installed package never needs the raw data)::
         [-o catalog/data/measurements_helix.csv]
 
 ``SHARED_DATA`` is the project's reference-data folder (``shared/data`` beside the repository
-in the project workspace, e.g. ``/work/shared/data``; see ``catalog/data/SOURCES.md`` and
+in the project workspace, e.g. ``../shared/data``; see ``catalog/data/SOURCES.md`` and
 ``shared/data/README.md``). It is not part of the repository: without it the script says what is
 missing and exits 2.
 

@@ -20,7 +20,7 @@ from infersave.formulations import calibration_report as wf
 from infersave.formulations.ctcf_fit import fit_ctcf
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = Path("/work/shared/data")
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @settings(max_examples=60, deadline=None)

@@ -34,7 +34,7 @@ DATA = REPO / "catalog" / "data"
 
 
 def _shared_data() -> Path | None:
-    for cand in (Path("/work/shared/data"), REPO.parent / "shared" / "data"):
+    for cand in (REPO.parent / "shared" / "data",):
         if (cand / "gpus.csv").is_file():
             return cand
     return None

@@ -30,7 +30,7 @@ from infersave.catalog import (
 from infersave.catalog.readers import azure, gcp, lambda_cloud
 from infersave.catalog.readers.common import FRACTIONAL
 
-SHARED = Path("/work/shared/data")
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SPECS = {name: g.model_dump() for name, g in gpus().items()}
 
 
