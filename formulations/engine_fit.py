@@ -75,13 +75,7 @@ def resolve(
         ValueError: an unknown GPU or model (prefixed with the row number).
     """
     keep = [m for m in rows if m.tensor_parallel == 1]
-    gpus, models = [], []
-    for i, m in enumerate(keep):
-        try:
-            gpus.append(find_gpu(m.gpu))
-            models.append(find_model(m.model))
-        except ValueError as exc:
-            raise type(exc)(f"measurement row {i + 1}: {exc}") from exc
+    gpus, models = resolve_specs(keep, find_gpu, find_model, "measurement")
     return Rows(
         tuple(keep),
         tuple(gpus),
@@ -92,6 +86,27 @@ def resolve(
         np.array([source_of(m) for m in keep]),
         np.array([x.name for x in models]),
     )
+
+
+def resolve_specs(
+    rows: Sequence[Measurement],
+    find_gpu: Callable[[str], GPU],
+    find_model: Callable[[str], LLM],
+    what: str,
+) -> tuple[list[GPU], list[LLM]]:
+    """The GPU and model of each of ``rows``.
+
+    Raises:
+        ValueError: an unknown GPU or model, prefixed with ``what`` and the row number.
+    """
+    gpus, models = [], []
+    for i, m in enumerate(rows):
+        try:
+            gpus.append(find_gpu(m.gpu))
+            models.append(find_model(m.model))
+        except ValueError as exc:
+            raise type(exc)(f"{what} row {i + 1}: {exc}") from exc
+    return gpus, models
 
 
 def _parts(res: Rows, i: int, p: V2Params) -> tuple[float, float, float]:

@@ -19,6 +19,7 @@ from infersave.catalog.measurements import Measurement
 from infersave.catalog.schemas import GPU, LLM
 from infersave.formulations import engine_model, parallel_model
 from infersave.formulations import time_model as time
+from infersave.formulations.engine_fit import resolve_specs
 from infersave.formulations.engine_model import V2Params
 
 ACTIVATION_BYTES = 2
@@ -51,13 +52,7 @@ def resolve_tp(
         ValueError: an unknown GPU or model (prefixed with the row number).
     """
     keep = [m for m in rows if m.tensor_parallel > 1]
-    gpus, models = [], []
-    for i, m in enumerate(keep):
-        try:
-            gpus.append(find_gpu(m.gpu))
-            models.append(find_model(m.model))
-        except ValueError as exc:
-            raise type(exc)(f"tensor-parallel measurement row {i + 1}: {exc}") from exc
+    gpus, models = resolve_specs(keep, find_gpu, find_model, "tensor-parallel measurement")
     return TpRows(
         tuple(keep),
         tuple(gpus),
