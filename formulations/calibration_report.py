@@ -305,23 +305,36 @@ def validate_v2(path: str | Path, calibration: str = "default") -> list[dict[str
             ok = sel & np.isfinite(pred)
             ea = np.abs(pred[ok] / y[ok] - 1) * 100
             have = bool(ok.any())
-            out.append(
-                {
-                    "check": check,
-                    "gpu": g,
-                    "phase": ph,
-                    "points": int(sel.sum()),
-                    "mape_before": _finite(float(eb.mean())),
-                    "median_before": _finite(float(np.median(eb))),
-                    "worst_before": _finite(float(eb.max())),
-                    "mape_after": _finite(float(ea.mean())) if have else None,
-                    "median_after": _finite(float(np.median(ea))) if have else None,
-                    "worst_after": _finite(float(ea.max())) if have else None,
-                    "note": None if have else _why_none(check, alone),
-                }
-            )
+            note = None if have else _why_none(check, alone)
+            out.append(_error_row(check, g, ph, int(sel.sum()), eb, ea if have else None, note))
     out += _tensor_parallel_rows(path, params, corr)
     return out
+
+
+def _error_row(
+    check: str,
+    gpu: str,
+    phase: str,
+    points: int,
+    before: np.ndarray,
+    after: np.ndarray | None,
+    note: str | None,
+) -> dict[str, Any]:
+    """One row of :func:`validate_v2`'s report from the absolute % errors ``before`` (constants
+    alone) and ``after`` (the check's predictions; None: no prediction, see ``note``)."""
+    return {
+        "check": check,
+        "gpu": gpu,
+        "phase": phase,
+        "points": points,
+        "mape_before": _finite(float(before.mean())),
+        "median_before": _finite(float(np.median(before))),
+        "worst_before": _finite(float(before.max())),
+        "mape_after": _finite(float(after.mean())) if after is not None else None,
+        "median_after": _finite(float(np.median(after))) if after is not None else None,
+        "worst_after": _finite(float(after.max())) if after is not None else None,
+        "note": note,
+    }
 
 
 def _tensor_parallel_rows(
@@ -347,21 +360,7 @@ def _tensor_parallel_rows(
         sel = np.ones(len(tp), dtype=bool) if g == "all" else (tp.group == g) & (tp.phase == ph)
         eb = np.abs(before[sel] / y[sel] - 1) * 100
         ea = np.abs(after[sel] / y[sel] - 1) * 100
-        out.append(
-            {
-                "check": "tp",
-                "gpu": g,
-                "phase": ph,
-                "points": int(sel.sum()),
-                "mape_before": _finite(float(eb.mean())),
-                "median_before": _finite(float(np.median(eb))),
-                "worst_before": _finite(float(eb.max())),
-                "mape_after": _finite(float(ea.mean())),
-                "median_after": _finite(float(np.median(ea))),
-                "worst_after": _finite(float(ea.max())),
-                "note": None,
-            }
-        )
+        out.append(_error_row("tp", g, ph, int(sel.sum()), eb, ea, None))
     return out
 
 
