@@ -39,6 +39,11 @@ _EXPORTS: dict[str, str] = {
     "compare": "infersave.solver.compare",
     "pareto": "infersave.solver.pareto",
     "ParetoResult": "infersave.solver.pareto",
+    # fleet plans (``infersave plan``)
+    "plan": "infersave.solver.plan",
+    "PlanOptions": "infersave.solver.plan",
+    "PlanResult": "infersave.solver.plan",
+    "class_from_fields": "infersave.solver.plan",
     # workload files and result rows (``infersave batch``, the HTTP service's batch jobs)
     "read_workloads": "infersave.solver.batch_io",
     "scenario_from_fields": "infersave.solver.batch_io",
@@ -81,6 +86,12 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
     )
     from infersave.solver.compare import compare  # noqa: F401
     from infersave.solver.pareto import ParetoResult, pareto  # noqa: F401
+    from infersave.solver.plan import (  # noqa: F401
+        PlanOptions,
+        PlanResult,
+        class_from_fields,
+        plan,
+    )
     from infersave.solver.predict import Prediction, predict  # noqa: F401
     from infersave.solver.recommend import solve  # noqa: F401
     from infersave.solver.records import Baseline, Record, SolveResult, SolverInfo  # noqa: F401

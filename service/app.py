@@ -40,6 +40,7 @@ from infersave.service.schemas import (
     ErrorBody,
     Health,
     JobStatus,
+    PlanRequest,
     PredictRequest,
 )
 
@@ -242,6 +243,35 @@ def create_app(limits: Limits | None = None) -> FastAPI:
         """Every backend and the paper's heuristic on each scenario (`infersave compare -f
         json`): `{"summary": ..., "scenarios": [...]}`."""
         return await off_loop(run_compare, body)
+
+    # --- fleet plans ---------------------------------------------------------------------
+
+    def run_plan(req: PlanRequest) -> Any:
+        if len(req.classes) > limits.max_plan_classes:
+            raise TooLarge(
+                f"{len(req.classes)} classes; this service plans {limits.max_plan_classes} per"
+                " request"
+            )
+        if req.options.time_limit is not None and req.options.time_limit > limits.max_time_limit:
+            raise InputError(
+                f"options.time_limit: at most {limits.max_time_limit:g} s here, got"
+                f" {req.options.time_limit:g}"
+            )
+        classes = []
+        for i, fields in enumerate(req.classes):
+            try:
+                classes.append(infersave.class_from_fields(fields, i + 1))
+            except InputError as exc:
+                raise InputError(f"classes.{i}: {exc}") from None
+        return infersave.plan(classes, req.options)
+
+    @app.post("/v1/plan", response_model=infersave.PlanResult, responses=ERRORS, tags=["plan"])
+    async def plan(body: PlanRequest) -> Any:
+        """The cheapest fleet for several services (`infersave plan -f json`): its lines
+        (instance type, count, TP, dtype, batch size, offload, share of each class's rate), $/h,
+        per-class latency and headroom, and the greedy plan beside it; ``status`` is
+        ``infeasible`` (with the binding constraint in ``message``) when no fleet fits."""
+        return await off_loop(run_plan, body)
 
     # --- batch jobs ----------------------------------------------------------------------
 

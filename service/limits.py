@@ -20,6 +20,7 @@ class Limits:
         max_kept_jobs: finished jobs whose results are kept for download (oldest dropped).
         job_threads: batch jobs that run at the same time (the others wait, ``queued``).
         max_compare: scenarios per ``/v1/compare`` request (413 above it).
+        max_plan_classes: services per ``/v1/plan`` request (413 above it).
         max_pending: solve, predict and compare requests being served or waiting at once
             (429 above it).
         solve_threads: threads that run those requests (off the event loop).
@@ -34,6 +35,7 @@ class Limits:
     max_kept_jobs: int = 32
     job_threads: int = 1
     max_compare: int = 100
+    max_plan_classes: int = 200
     max_pending: int = 64
     solve_threads: int = 4
     max_grid: int = 10_000

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from infersave import Scenario
+from infersave import PlanOptions, Scenario
 
 
 class _Body(BaseModel):
@@ -104,3 +104,13 @@ class ErrorBody(BaseModel):
 
     detail: str | list[dict[str, Any]]
     message: str
+
+
+class PlanRequest(_Body):
+    """A fleet plan (``infersave plan`` over HTTP): ``classes``, one mapping per service with the
+    fields of a workloads file's row (the Scenario fields plus ``rate_rps``, ``ttft_slo``,
+    ``tpot_slo``, ``instances``; ``service`` or ``name`` names it), and the plan's ``options``
+    (budget, quotas, max counts, mode, deadline, spot, backend: those of ``infersave plan``)."""
+
+    classes: list[dict[str, Any]] = Field(min_length=1)
+    options: PlanOptions = Field(default_factory=PlanOptions)

@@ -551,3 +551,46 @@ def test_service_uses_only_the_front_door() -> None:
             for name in names:
                 if name.startswith("infersave."):
                     assert name.startswith("infersave.service"), f"{path.name} imports {name}"
+
+
+# --- fleet plans -------------------------------------------------------------------------
+
+
+def _plan_rows() -> list[dict[str, Any]]:
+    """The rows of the shipped plan example, as a JSON client sends them (blank cells left out)."""
+    import csv
+
+    path = Path(__file__).parent / "data" / "plan_example.csv"
+    with path.open(newline="") as fh:
+        return [{k: v for k, v in row.items() if v != ""} for row in csv.DictReader(fh)]
+
+
+def _plan_without_timing(result: dict[str, Any]) -> dict[str, Any]:
+    solver = dict(result["solver"])
+    solver.pop("seconds", None)
+    solver.pop("solve_seconds", None)
+    return {**result, "solver": solver}
+
+
+def test_plan_over_http_is_the_cli_json(client: httpx.Client) -> None:
+    body = {"classes": _plan_rows(), "options": {"budget": 40, "quotas": {"G": 256}}}
+    r = client.post("/v1/plan", json=body)
+    assert r.status_code == 200, r.text
+    p = cli("plan", str(Path(__file__).parent / "data" / "plan_example.csv"), "--budget", "40",
+            "--quota", "G=256", "--format", "json")  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert _plan_without_timing(r.json()) == _plan_without_timing(json.loads(p.stdout))
+    assert r.json()["status"] == "ok" and len(r.json()["classes"]) == 5
+    tight = client.post("/v1/plan", json={**body, "options": {"budget": 15}})
+    assert tight.status_code == 200 and tight.json()["status"] == "infeasible"
+    assert "budget $15/h is binding" in tight.json()["message"]
+
+
+def test_plan_bad_input_is_422_naming_the_field(client: httpx.Client) -> None:
+    rows = _plan_rows()
+    bad = client.post("/v1/plan", json={"classes": [{**rows[0], "rate_rps": "fast"}]})
+    assert bad.status_code == 422 and "rate_rps" in bad.text
+    unknown = client.post("/v1/plan", json={"classes": rows, "options": {"budgett": 3}})
+    assert unknown.status_code == 422 and "budgett" in unknown.text
+    many = client.post("/v1/plan", json={"classes": [rows[0]] * 201})
+    assert many.status_code == 413 and "200" in many.text
