@@ -84,10 +84,18 @@ def measured(
     return wall, int(usage.ru_maxrss), proc
 
 
-def generate(path: Path, n: int, seed: int, backend: str, solver: str | None = None) -> None:
-    """``n`` workloads on us-east-1 for ``backend``: chat, summarization and code completion
-    mixes over :data:`MODELS`, SLOs from 100 to 20,000 TPS, caps none to $40/h, both billing
-    modes; ``solver`` sets the MILP solver column."""
+def generate(
+    path: Path,
+    n: int,
+    seed: int,
+    backend: str,
+    solver: str | None = None,
+    region: str = "us-east-1",
+) -> None:
+    """``n`` workloads in ``region`` (``all``: every region of every shipped cloud) for
+    ``backend``: chat, summarization and code completion mixes over :data:`MODELS`, SLOs from
+    100 to 20,000 TPS, caps none to $40/h, both billing modes; ``solver`` sets the MILP solver
+    column."""
     rng = np.random.default_rng(seed)
     kinds = ((256, 1024, 64, 512), (2048, 6144, 64, 384), (256, 2048, 8, 96))
     cols = [
@@ -120,7 +128,7 @@ def generate(path: Path, n: int, seed: int, backend: str, solver: str | None = N
                 int(rng.choice([1000, 10_000, 100_000])),
                 float(rng.choice([100, 500, 1000, 2000, 5000, 20_000])),
                 rng.choice(["", "2", "5", "10", "40"]),
-                "us-east-1",
+                region,
                 rng.choice(["hourly", "per-second"]),
             ]
             row.append(backend)
@@ -187,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         "--large-workloads", type=int, default=100_000, help="large exhaustive batch (0: skip)"
     )
     p.add_argument("--batch-repeats", type=int, default=3, help="runs of the exhaustive batch")
+    p.add_argument(
+        "--all-regions-workloads", type=int, default=2000, help="batch over --region all (0: skip)"
+    )
     p.add_argument("--exact-workloads", type=int, default=500, help="exact-backend batch size")
     p.add_argument("--workers", type=int, default=2, help="--workers for the exact backends")
     p.add_argument("--backends", default="milp,cp", help="exact backends to run, comma-separated")
@@ -229,9 +240,32 @@ def main(argv: list[str] | None = None) -> int:
             f" {statistics.median(solves):.3f} s (target <= 0.2 s)"
         )
 
+    # every provider and region at once (issue 11): one solve, and a batch
+    everywhere = [*solve[: solve.index("--region") + 1], "all", "--format", "json"]
+    walls, out = [], None
+    for _ in range(a.repeats):
+        wall, out = timed(everywhere)
+        walls.append(wall)
+    n_cand = json.loads(out.stdout)["candidates"] if out is not None else 0
+    print(
+        f"infersave solve --region all (every shipped cloud): median"
+        f" {statistics.median(walls):.3f} s over {n_cand:,} candidates"
+    )
+
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        exhaustive_batch(cmd, d, a.workloads, a.seed, a.batch_repeats, a.dask)
+        if a.all_regions_workloads:
+            src = d / "workloads_all_regions.csv"
+            generate(src, a.all_regions_workloads, a.seed + 2, "exhaustive", region="all")
+            wall, rss, summary = batch_run(cmd, src, d / "out_all_regions.csv", 1)
+            print(
+                f"infersave batch, exhaustive, {a.all_regions_workloads:,} workloads, --region"
+                f" all: {wall:.2f} s wall, {a.all_regions_workloads / wall:,.0f} workloads/s,"
+                f" peak {rss / 1024:,.0f} MiB ({summary['feasible']} feasible,"
+                f" {summary['infeasible']} infeasible, {summary['errors']} errors)"
+            )
+        if a.workloads:
+            exhaustive_batch(cmd, d, a.workloads, a.seed, a.batch_repeats, a.dask)
         if a.large_workloads:
             exhaustive_batch(cmd, d, a.large_workloads, a.seed, 1)
 
