@@ -350,8 +350,9 @@ def candidate_name(table: CandidateTable, k: int) -> str:
 @dataclass(frozen=True)
 class Group:
     """One kind of indicator variable: ``y`` (instance row), ``t`` (tensor-parallel degree, when
-    a degree above 1 is among the candidates), ``z`` (batch size), ``w`` (offload level), with
-    the group of each kept candidate and the label of a group id."""
+    a degree above 1 is among the candidates), ``q`` (weight precision, when several are
+    searched), ``z`` (batch size), ``w`` (offload level), with the group of each kept candidate
+    and the label of a group id."""
 
     kind: str
     prefix: str
@@ -363,6 +364,8 @@ class Group:
             return instance_label(table, g)
         if self.kind == "tensor_parallel":
             return f"tp{g}"
+        if self.kind == "dtype":
+            return [d for d, _ in table.inst.parts][g]
         if self.kind == "batch_size":
             return f"bs{int(table.batch_sizes[g])}"
         return f"off{_label(table.levels[g])}"
@@ -376,6 +379,9 @@ def groups(enc: Encoding, subset: np.ndarray | None = None) -> tuple[Group, ...]
     tp = enc.table.inst.tp_degrees()[enc.instance_of[sub]].astype(np.int64)
     if tp.size and (tp > 1).any():  # choose a tensor-parallel degree (a row per degree)
         out.append(Group("tensor_parallel", "t", tp))
+    if len(enc.table.inst.parts) > 1:  # choose a weight precision (searched: rows per dtype)
+        q = enc.table.dtype_index.astype(np.int64)
+        out.append(Group("dtype", "q", q[enc.kept[sub]]))
     out.append(Group("batch_size", "z", enc.batch_of[sub]))
     out.append(Group("offload_level", "w", enc.level_of[sub]))
     return tuple(out)

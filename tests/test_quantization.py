@@ -95,6 +95,20 @@ def test_searched_precisions_are_rows_of_one_table(exact_options: ModelOptions) 
     assert k is not None and t.inst.dtype_names[t.instance_idx[k]] == "int4"
     assert t.inst.instances[t.instance_idx[k]].instance_type == "a"
     assert solve_highs(t).index == k and solve_cpsat(t).index == k
+    # the MILP chooses a precision as it chooses a batch size: q_<dtype> indicators
+    import re
+    import tempfile
+    from pathlib import Path
+
+    from infersave.formulations import milp
+    from infersave.formulations.exact_model import encode
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "m.lp"
+        milp.write_model(encode(t, ranking.tiebreak_positions(t)), str(path))
+        names = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", path.read_text()))
+    assert {"exactly_one_dtype", "link_dtype_int4", "q_int4"} <= names
+    assert "q_fp16" not in names  # its weights fit no GPU: the structural prefilter drops it
 
 
 def test_cli_405b_with_fp8_or_int4_on_8_gpus() -> None:
