@@ -1,9 +1,12 @@
-"""The joint choice of instance, batch size and offload level as a MILP (PuLP; CBC or HiGHS).
+"""The joint choice of instance, tensor-parallel degree, precision, batch size and offload level
+as a MILP (PuLP; CBC or HiGHS).
 
 Model (data from :mod:`.exact_model`, which reads the same candidate table as the ranker)::
 
-    x_k in {0,1}  candidate k = (instance i, batch size b, offload level c) is chosen
-    y_i, z_b, w_c in {0,1}  instance i / batch size b / offload level c is chosen
+    x_k in {0,1}  candidate k = (instance row i: instance, TP degree, precision; batch size b,
+                  offload level c) is chosen
+    y_i, t_T, q_D, z_b, w_c in {0,1}  instance row i / TP degree T / precision D / batch size b /
+                  offload level c is chosen
 
     min   sum_k C_k x_k                               billed cost (Eq. 2-3), nano-$ above the
                                                       cheapest kept candidate
@@ -11,11 +14,15 @@ Model (data from :mod:`.exact_model`, which reads the same candidate table as th
           link_instance_i:  sum_{k in i} x_k = y_i    exactly_one_instance:      sum_i y_i = 1
           link_batch_b:     sum_{k in b} x_k = z_b    exactly_one_batch_size:    sum_b z_b = 1
           link_offload_c:   sum_{k in c} x_k = w_c    exactly_one_offload_level: sum_c w_c = 1
+          link_tensor_parallel_tpT: sum_{k at TP T} x_k = t_tpT   (when a degree > 1 is a row)
+          link_dtype_D:     sum_{k in D} x_k = q_D    (when several precisions are searched)
           memory_feasibility:  sum_k (Mem_used_k - GPU_mem_k) x_k <= 0          [GiB]
           per_layer_kv:        sum_k (KV_layer_k - free_k) [C_off,k > 0] x_k <= 0  [GiB]
           host_memory_for_offloaded_kv: sum_k (C_off,k KV_k - Host_k) x_k <= 0     [GiB]
           price_cap:           sum_i price_i y_i <= P_max                        [$/h]
           tps_slo:             sum_k TPS_k x_k >= TPS_SLO  (CTCF-corrected)      [tokens/s]
+          dtype_supported, tensor_parallel_shards_heads: sum_i ok_i y_i >= 1    [supported]
+          ttft_slo, tpot_slo, e2e_slo: sum_k latency_k x_k <= SLO (when asked)  [s]
 
 Every row is linear in ``x`` because exactly one ``x_k`` is 1 (the TPS of each candidate is
 precomputed with the CTCF-corrected Eq. 4-7, so no product of variables appears). Coefficients
