@@ -15,6 +15,7 @@ from infersave.solver.placement import Placement, gpu_specs, providers_of
 from infersave.solver.prepare import (
     _calibration,
     check_context_window,
+    no_tp_rows,
     placement_of,
     resolve_model,
     workload_of,
@@ -112,6 +113,8 @@ def predict(
     if gpus[target.gpu].pcie_bandwidth_gbs is None:
         raise InputError(f"{target.gpu} has no PCIe bandwidth in the catalog; cannot predict")
     arrays = instance_arrays([target], gpus, options, cal, allow_missing_price=True)
+    if not arrays.instances:
+        raise no_tp_rows(options)
     if offload_ratio is not None:
         levels = np.array([float(offload_ratio)])
     else:

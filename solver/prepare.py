@@ -215,8 +215,20 @@ def shared_context(s: Scenario) -> Context:
     options = s.options()
     place = placement_of(s)
     inst = _arrays(place, options, s.calibration)
+    if not inst.instances:
+        raise no_tp_rows(options)
     cal_name = _calibration(s.calibration, options.perf_model, options.formulas, place.price_set)[0]
     return Context(model, inst, s.searched_batch_sizes, levels, options, cal_name)
+
+
+def no_tp_rows(options: ModelOptions) -> InputError:
+    """The error for eligible instances none of which runs the fixed tensor-parallel degree
+    (the only way an instance list yields no candidate rows)."""
+    return InputError(
+        f"tensor_parallel: no eligible instance has a GPU count that {options.tensor_parallel}"
+        " divides (with a known GPU interconnect); give 1, 2, 4 or 8, leave it out to search"
+        " every degree, or widen the instance filters"
+    )
 
 
 def prepare(s: Scenario) -> Prepared:

@@ -211,3 +211,28 @@ def test_tp_measurements_are_a_held_out_check_that_pins_the_pcie_efficiency() ->
         _, at_datasheet = tpv.fit_pcie_allreduce_efficiency(held, corrections=corr, grid=[1.0])
         _, held_err = tpv.fit_pcie_allreduce_efficiency(held, corrections=corr, grid=[e])
         assert held_err < at_datasheet
+
+
+def test_a_degree_no_instance_runs_is_bad_input_not_a_crash(tmp_path) -> None:
+    base = ["--model", "llama-3.1-8b", "--input-len", "512", "--output-len", "128"]
+    base += ["--slo-tps", "100"]
+    for extra in (["--tensor-parallel", "3"], ["--tensor-parallel", "8", "--max-gpus", "4"]):
+        res = runner.invoke(app, ["solve", *base, *extra])
+        assert res.exit_code == 2, res.output
+        assert "no eligible instance has a GPU count that" in res.output
+    one_gpu = runner.invoke(app, ["predict", "--instance", "g5.xlarge", *base[:6],
+                                  "--batch-size", "4", "--tensor-parallel", "2"])  # fmt: skip
+    assert one_gpu.exit_code == 2 and "divides" in one_gpu.output
+    rows = tmp_path / "w.csv"
+    rows.write_text(
+        "model,input_len,output_len,slo_tps,tensor_parallel,backend\n"
+        "llama-3.1-8b,512,128,100,3,exhaustive\nllama-3.1-8b,512,128,100,,exhaustive\n"
+    )
+    out = tmp_path / "o.csv"
+    res = runner.invoke(app, ["batch", str(rows), "-o", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    import csv
+
+    got = list(csv.DictReader(out.open()))
+    assert [r["status"] for r in got] == ["error", "ok"]
+    assert "tensor_parallel" in got[0]["message"]
