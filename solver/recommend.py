@@ -37,9 +37,13 @@ def closest_miss(table: CandidateTable) -> str:
     price_ok = price_ok & table.ok["dtype_support"]
     if not price_ok.any():
         raise_cap = "raise max_price or " if capped else ""
+        o = table.options
+        wanted = ", ".join(o.weight_dtypes) + (f" with an {o.kv_dtype} KV cache" if
+                                               o.kv_dtype != "auto" else "")  # fmt: skip
         return (
-            f"no GPU {cap} has tensor cores for {table.options.dtype} (fp8: Ada/Hopper and later,"
-            f" int8: Turing and later, bf16: Ampere and later): {raise_cap}choose another dtype"
+            f"no GPU {cap} runs {wanted} (fp8 and an fp8 KV cache: Ada/Hopper and later; int8:"
+            f" Turing and later; int4: compute capability 7.5 and later; bf16: Ampere and"
+            f" later): {raise_cap}choose another dtype or kv_dtype"
         )
     price_ok = price_ok & table.ok["tensor_parallel"]  # degree 1 always shards: never empty
     fits = table.memory_ok & price_ok
@@ -55,7 +59,7 @@ def closest_miss(table: CandidateTable) -> str:
             j = int(np.argmax(np.where(price_ok, table.slack["weights_fit"], -np.inf)))
             near = table.inst.instances[int(table.instance_idx[j])]
             tp = int(table.tensor_parallel[j])
-            smaller = [d for d in ("fp8", "int8") if d != table.options.dtype]
+            smaller = [d for d in ("fp8", "int8", "int4") if d not in table.options.weight_dtypes]
             dtype_hint = f"a smaller dtype ({', '.join(smaller)}) or " if smaller else ""
             return (
                 f"the weights alone ({table.weights_bytes / GB:.1f} GB) fit no instance {cap},"

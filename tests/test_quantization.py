@@ -122,3 +122,13 @@ def test_cli_405b_with_fp8_or_int4_on_8_gpus() -> None:
     assert fp16["dtype"] == "fp16" and rec["total_cost_usd"] < fp16["total_cost_usd"]
     bad = runner.invoke(app, [*args, "--dtypes", "fp16,int3"])
     assert bad.exit_code == 2 and "int3" in bad.output and "Traceback" not in bad.output
+
+
+def test_closest_miss_names_the_precision_no_gpu_runs() -> None:
+    base = ["solve", "--model", "llama-3.1-8b", "--input-len", "512", "--output-len", "128",
+            "--slo-tps", "100"]  # fmt: skip
+    kv = runner.invoke(app, [*base, "--kv-dtype", "fp8", "--gpu", "A100"])
+    assert kv.exit_code == 1 and "runs fp16 with an fp8 KV cache" in kv.output
+    int4 = runner.invoke(app, [*base, "--dtypes", "int4", "--gpu", "V100"])
+    assert int4.exit_code == 1 and "runs int4" in int4.output
+    assert "compute capability 7.5" in int4.output
