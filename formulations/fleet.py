@@ -213,6 +213,7 @@ class LineInfo:
     instance: Instance
     candidate: int  # index in the class's candidate table
     tensor_parallel: int
+    dtype: str
     batch_size: int
     offload_ratio: float
     prefill_s: float
@@ -381,6 +382,7 @@ class Offer:
     rate_rps: float
     candidate: int = -1
     tensor_parallel: int = 1
+    dtype: str = ""
     batch_size: int = 1
     offload_ratio: float = 0.0
     prefill_s: float = 0.0
@@ -402,6 +404,7 @@ def offers_from_table(c: int, table: CandidateTable, eligible: np.ndarray) -> li
                 rate_rps=float(table.tps[k]) / (lin + lout),
                 candidate=k,
                 tensor_parallel=int(table.tensor_parallel[k]),
+                dtype=table.inst.dtype_of_rows(table.options)[i],
                 batch_size=int(table.batch_size[k]),
                 offload_ratio=float(table.offload_ratio[k]),
                 prefill_s=float(table.prefill_s[k]),
@@ -495,6 +498,7 @@ def assemble(params: PlanParams, specs: Sequence[ClassSpec], offers: Sequence[Of
                         instance=inst,
                         candidate=o.candidate,
                         tensor_parallel=o.tensor_parallel,
+                        dtype=o.dtype,
                         batch_size=o.batch_size,
                         offload_ratio=o.offload_ratio,
                         prefill_s=o.prefill_s,

@@ -514,7 +514,7 @@ def _lines(
                 count=n,
                 spot=info.spot,
                 tp=info.tensor_parallel,
-                dtype=cls.scenario.dtype,
+                dtype=info.dtype or cls.scenario.dtype,
                 batch_size=info.batch_size,
                 offload_ratio=info.offload_ratio,
                 share=share,

@@ -469,3 +469,16 @@ def test_family_mapping() -> None:
 
 
 PPM_CHECK = fleet.PPM / 1_000_000
+
+
+def test_a_class_searching_precisions_reports_the_line_precision(tmp_path: Path) -> None:
+    src = tmp_path / "q.csv"
+    src.write_text(
+        "service,model,provider,dtypes,input_len,output_len,rate_rps\n"
+        'big,llama-3.1-70b,aws,"fp16,int4",1024,256,2\n'
+    )
+    code, out, err = invoke("plan", str(src), "--format", "json")
+    assert code == 0, err
+    line = json.loads(out)["lines"][0]
+    assert line["dtype"] == "int4"  # 70B in int4 fits one 80 GB GPU; fp16 would need TP
+    assert line["tp"] == 1 and line["gpu_count"] == 1
