@@ -440,6 +440,7 @@ def test_openapi_uses_the_front_door_models(client: httpx.Client) -> None:
         "/v1/solve",
         "/v1/predict",
         "/v1/compare",
+        "/v1/plan",
         "/v1/batch",
         "/v1/jobs",
         "/v1/jobs/{job_id}",
@@ -452,6 +453,8 @@ def test_openapi_uses_the_front_door_models(client: httpx.Client) -> None:
     assert body == {"$ref": "#/components/schemas/Scenario"}
     ok = solve["responses"]["200"]["content"]["application/json"]["schema"]
     assert ok == {"$ref": "#/components/schemas/SolveResult"}
+    plan = doc["paths"]["/v1/plan"]["post"]["responses"]["200"]["content"]["application/json"]
+    assert plan["schema"] == {"$ref": "#/components/schemas/PlanResult"}
     schemas = doc["components"]["schemas"]
     assert set(schemas["Scenario"]["properties"]) == set(infersave.Scenario.model_fields)
     assert set(schemas["Record"]["properties"]) == set(infersave.Record.model_fields)
