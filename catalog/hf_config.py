@@ -339,7 +339,8 @@ def llm_from_config(path: str | Path) -> LLM:
             shared_width = _get(cfg, file, "shared_expert_intermediate_size", default=None)
     dense = _dense_layer_count(cfg, file, layers) if moe else 0
     window, pattern = _sliding(cfg, file, mt, layers)
-    total, active = count_parameters(
+    # the shape fields the parameter count and the LLM record share (one list of them)
+    shape: dict[str, Any] = dict(
         model_type=mt,
         hidden_size=hidden,
         intermediate_size=inter,
@@ -351,13 +352,16 @@ def llm_from_config(path: str | Path) -> LLM:
         ffn_matrices=ffn,
         tie_word_embeddings=bool(tied),
         max_position_embeddings=max_pos,
-        num_experts=experts,
-        experts_per_token=per_tok,
-        new_decoder_architecture=new_arch,
         moe_intermediate_size=moe_width,
         always_active_expert_size=shared_width,
         dense_layers=dense,
         **mla,
+    )
+    total, active = count_parameters(
+        **shape,
+        num_experts=experts,
+        experts_per_token=per_tok,
+        new_decoder_architecture=new_arch,
     )
     name = cfg.get("_name_or_path") or (
         path.parent.name if path.stem == "config" and path.parent.name else path.stem
@@ -369,26 +373,12 @@ def llm_from_config(path: str | Path) -> LLM:
             family=mt,
             num_parameters=total,
             num_active_parameters=active,
-            hidden_size=hidden,
-            intermediate_size=inter,
-            num_hidden_layers=layers,
-            num_attention_heads=heads,
-            num_key_value_heads=kv_heads,
-            head_dim=head_dim,
-            vocab_size=vocab,
-            max_position_embeddings=max_pos,
-            ffn_matrices=ffn,
             num_experts=experts if moe else None,
             experts_per_token=per_tok if moe else None,
             source=f"local config {file}",
-            model_type=mt,
-            tie_word_embeddings=bool(tied),
             sliding_window=window,
             sliding_window_pattern=pattern,
-            moe_intermediate_size=moe_width,
-            always_active_expert_size=shared_width,
-            dense_layers=dense,
-            **mla,
+            **shape,
         )
     except ValidationError as exc:
         err = exc.errors()[0]
