@@ -412,7 +412,8 @@ def test_calibrate_replaces_a_regular_file_atomically(tmp_path: Path) -> None:
 
 def test_calibrate_shipped_reproduces_the_shipped_file(tmp_path: Path) -> None:
     """`infersave calibrate shipped -o catalog/data/calibration.json` rewrites the file: all
-    fields equal except the creation date (floats to 1e-12: BLAS rounding differs by machine)."""
+    fields equal except the creation date. Floats to 1e-8: the least-squares iteration stops
+    at its tolerance and BLAS rounding differs by machine (seen 1.6e-10 apart)."""
     out = tmp_path / "calibration.json"
     r = invoke("calibrate", "shipped", "-o", str(out), "-f", "json")
     assert r.exit_code == 0, r.stderr
@@ -429,7 +430,7 @@ def _close(a: Any, b: Any) -> bool:
         assert len(a) == len(b)
         return all(_close(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, float) and isinstance(b, float):
-        assert a == pytest.approx(b, rel=1e-12, abs=1e-15)
+        assert a == pytest.approx(b, rel=1e-8, abs=1e-12)
         return True
     assert a == b
     return True
