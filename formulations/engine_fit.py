@@ -37,7 +37,9 @@ Corrections = Mapping[tuple[str, str], float]
 
 _NAMES = tuple(V2Params.__dataclass_fields__)
 _LOWER = np.array([0.2, 0.05, 0.05, 0.1, 0.0, 0.0, 0.0])
-_UPPER = np.array([1.0, 1.0, 1.0, 1.5, 1e-3, 0.05, 0.1])
+_UPPER = np.array([engine_model.MAX_MEMORY_EFFICIENCY, 1.0, 1.0, 1.5, 1e-3, 0.05, 0.1])
+"""Bounds of the fit, in the order of :data:`_NAMES`: efficiencies are shares (memory: at most
+the achievable :data:`~.engine_model.MAX_MEMORY_EFFICIENCY`), per-pass costs in seconds."""
 _START = np.array([0.8, 0.6, 0.4, 0.6, 2e-5, 2e-3, 5e-3])
 CHECKS: tuple[str, ...] = ("calibrated", "lomo", "logo", "loso")
 

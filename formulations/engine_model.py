@@ -37,6 +37,15 @@ PCIE_EFFICIENCY = 0.8
 large transfers reach ~80%; the paper measured 6-12 GB/s on Gen3/Gen4 x16). Not fitted: the
 shipped measurements have no offloading."""
 
+MAX_MEMORY_EFFICIENCY = 0.9
+"""Upper bound of :attr:`V2Params.memory_efficiency` in a fit (dimensionless): no kernel
+streams device memory faster than ~90% of the datasheet figure (a pure DRAM read kernel on
+A100-80GB-SXM reaches 1.80 of 2.04 TB/s, 88%, confirmed by Nsight Compute, and the best
+kernel of an NVIDIA GTC talk about 90%: NVIDIA developer forum, "Trouble to Reach Peak
+Bandwidth of A100", forums.developer.nvidia.com/t/339083). Without it, a fit on whole-model
+7B/13B rows alone (leave-one-source-out without the Helix rows) trades the per-layer cost
+against bandwidth and lands on 100% of datasheet bandwidth."""
+
 LOW_POWER_TDP_W = 75.0
 """Board power (W) at or below which a card is slot-powered (PCIe slot limit, no auxiliary
 connector: T4, T4G, L4): its tensor cores throttle far below boost clock under sustained GEMMs,
@@ -49,7 +58,7 @@ class V2Params:
 
     Attributes:
         memory_efficiency: share of datasheet memory bandwidth that weight and KV streaming
-            reach (dimensionless).
+            reach (dimensionless; fitted within ``(0.2, MAX_MEMORY_EFFICIENCY)``).
         compute_efficiency: share of the dtype's dense tensor peak that LLM GEMMs sustain on
             full-power GPUs (> 75 W) (dimensionless).
         low_power_compute_efficiency: the same for slot-powered cards (<= 75 W board power).
@@ -149,6 +158,7 @@ def layer_seconds(
 
 __all__ = [
     "LOW_POWER_TDP_W",
+    "MAX_MEMORY_EFFICIENCY",
     "PCIE_EFFICIENCY",
     "RECORD_CONFIDENCE",
     "SHIPPED",
