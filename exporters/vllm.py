@@ -14,7 +14,10 @@ tensor_parallel of the record ``--tensor-parallel-size T`` (GPUs per replica) an
                               replicas, ``--data-parallel-size N``: one API server on one port
                               balances requests over N engines of TP GPUs each (vLLM supports
                               this online data parallelism for dense models)
-batch size                    ``--max-num-seqs`` (per engine, i.e. per replica)
+batch size                    ``--max-num-seqs`` (per engine, i.e. per replica) and
+                              ``--max-num-batched-tokens max(2048, batch)``: the tokens of one
+                              forward pass, whose activations the memory model reserves
+                              (:data:`~infersave.formulations.memory_model.PREFILL_CHUNK_TOKENS`)
 input_len + output_len        ``--max-model-len``
 ``gpu_memory_utilization``    ``--gpu-memory-utilization``
 dtype fp16 / bf16 / fp32      ``--dtype float16`` / ``bfloat16`` / ``float32``
@@ -50,6 +53,8 @@ import re
 import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from infersave.formulations import memory_model
 
 if TYPE_CHECKING:
     from infersave.solver.records import Record, SolveResult
@@ -146,6 +151,8 @@ def engine_args(result: SolveResult) -> list[str]:
     args += [
         "--max-num-seqs",
         str(rec.batch_size),
+        "--max-num-batched-tokens",
+        str(max(memory_model.PREFILL_CHUNK_TOKENS, rec.batch_size)),
         "--max-model-len",
         str(s.input_len + s.output_len),
         "--gpu-memory-utilization",

@@ -476,7 +476,7 @@ def _memory(
     w_gpu = w / tp
     kv = memory_model.kv_cache_bytes(model, b, lin, lout, options.kv_bytes, options.formulas)
     kv = kv / parallel_model.kv_shards(model, tp)
-    act = memory_model.activation_bytes(model, b, lin, lout, nbytes)
+    act = memory_model.activation_bytes(model, b, lin, lout, nbytes, options.formulas, tp)
     kv_layer = kv / model.num_hidden_layers
     used = w_gpu + act + (1.0 - c) * kv
     return w, w_gpu, kv, act, kv_layer, used

@@ -136,17 +136,70 @@ def kv_cache_per_layer_bytes(
     return total / model.num_hidden_layers
 
 
+PREFILL_CHUNK_TOKENS = 2048
+"""Tokens one forward pass processes at most (vLLM's ``--max-num-batched-tokens``; chunked
+prefill splits longer prompts into passes of this many tokens). vLLM reserves the activation
+memory of one pass of this size at start-up (its memory profiling runs a dummy forward pass
+of ``max_num_batched_tokens`` tokens before sizing the KV cache), so the activation term does
+not grow with the prompt; the vLLM hand-off (:mod:`infersave.exporters.vllm`) passes the same
+figure (``max(PREFILL_CHUNK_TOKENS, batch size)``: vLLM requires at least one token per
+sequence) so that the deployment matches the model."""
+
+LOGIT_BYTES = 4
+"""Bytes of one logit: the sampler works on fp32 logits (vLLM upcasts them), one row of
+``vocab_size`` per sequence of the batch."""
+
+
+def ffn_active_width(model: LLM) -> int:
+    """Width of the feed-forward activations of one token (elements): ``intermediate_size``
+    for a dense model; for a mixture of experts the routed experts' widths
+    (``experts_per_token`` x ``moe_intermediate_size``, default ``intermediate_size``) plus the
+    shared expert's, or the dense layers' ``intermediate_size`` if larger (DeepSeek's first
+    layers)."""
+    if not model.num_experts or not model.experts_per_token:
+        return model.intermediate_size
+    k = min(model.experts_per_token, model.num_experts)
+    moe = k * (model.moe_intermediate_size or model.intermediate_size)
+    moe += model.always_active_expert_size or 0
+    return max(moe, model.intermediate_size) if model.dense_layers else moe
+
+
 def activation_bytes(
     model: LLM,
     batch_size: np.ndarray | int,
-    input_len: int,
-    output_len: int,
+    input_len: np.ndarray | int,
+    output_len: np.ndarray | int,
     bytes_per_param: int,
+    formulas: Formulas = "physics",
+    tensor_parallel: np.ndarray | int = 1,
 ) -> np.ndarray:
-    """Activation memory, bytes (Table II: 2 x (L_in + L_out) x BS x h1).
+    """Activation memory on one GPU of a replica, bytes (shape of the arguments broadcast).
 
-    The paper's factor 2 is the fp16 element size; we use ``bytes_per_param`` in its place, which
-    is the same number for fp16/bf16.
+    ``physics`` (the default; a departure from the paper): the peak of one forward pass of
+    ``T = max(PREFILL_CHUNK_TOKENS, batch_size)`` tokens, which vLLM reserves whatever the
+    prompt (:data:`PREFILL_CHUNK_TOKENS`), plus the batch's logits::
+
+        bytes x T x (2 h + m x I / t) + LOGIT_BYTES x batch_size x vocab_size
+
+    At the feed-forward block a token holds its residual stream and its normalized input
+    (2 h) and the block's intermediate tensors: gate and up projections and their product for
+    a gated MLP (``ffn_matrices`` m = 3: 3 I), the up projection and its activation otherwise
+    (m = 2: 2 I), with I = :func:`ffn_active_width`; tensor parallelism splits the
+    intermediate tensors over the ``t`` GPUs (column-parallel), not the hidden states. The
+    attention block's tensors (Q, K, V and the output, at most 4 h) are smaller and freed
+    before the MLP. Example: llama-2-7b (h 4,096, I 11,008, m 3, vocab 32,000) in fp16 at
+    batch 32 on one GPU: 2 x 2,048 x (8,192 + 33,024) + 4 x 32 x 32,000 = 172,916,736 bytes.
+
+    ``paper``: Table II as printed, 2 x (L_in + L_out) x BS x h1 (hidden states of every
+    token of every request at once, which no engine holds; the factor 2 is the fp16 element
+    size, ``bytes_per_param`` here, the same number for fp16/bf16).
     """
     bs = np.asarray(batch_size, dtype=np.float64)
-    return bytes_per_param * (input_len + output_len) * bs * model.hidden_size
+    tokens = np.asarray(input_len, dtype=np.float64) + np.asarray(output_len, dtype=np.float64)
+    if formulas == "paper":
+        return bytes_per_param * tokens * bs * model.hidden_size
+    t = np.asarray(tensor_parallel, dtype=np.float64)
+    width = 2.0 * model.hidden_size + model.ffn_matrices * ffn_active_width(model) / t
+    per_pass = bytes_per_param * np.maximum(float(PREFILL_CHUNK_TOKENS), bs) * width
+    out = per_pass + float(LOGIT_BYTES) * bs * model.vocab_size
+    return np.broadcast_to(out, np.broadcast(out, tokens).shape).copy()

@@ -97,6 +97,8 @@ def test_readme_command(readme: SolveResult) -> None:
         "1",
         "--max-num-seqs",
         "16",
+        "--max-num-batched-tokens",
+        "2048",
         "--max-model-len",
         "1152",
         "--gpu-memory-utilization",

@@ -2,7 +2,8 @@
 sub-catalogs, the named model, and the fault handling of ``--backend milp|cp``.
 
 Tiny model (see conftest and test_candidates): weights 2e9 bytes; workload 900 in + 100 out,
-batch 100: KV 1.024e9 bytes, one layer's KV 1.024e8, base (weights + activations) 2.0512e9.
+batch 100: KV 1.024e9 bytes, one layer's KV 1.024e8, base (weights + activations)
+2,015,080,064 (activations: one pass of 2,048 tokens, see test_candidates).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def encode(table, prefilter: str = "structural"):
 
 
 KV = 1.024e9
-BASE = 2.0512e9
+BASE = 2e9 + 2 * 2048 * (2 * 256 + 3 * 1024) + 4 * 100 * 1000  # 2,015,080,064
 WORK = Workload(input_len=900, output_len=100, requests=1000, slo_tps=1.0, max_price=10.0)
 EXACT = ("cbc", "highs", "cp")
 
@@ -95,7 +96,7 @@ def test_offload_impossible_model_larger_than_gpu(exact_options: ModelOptions) -
 
 
 def test_offload_impossible_one_layer_kv_too_large(exact_options: ModelOptions) -> None:
-    # free memory 2.0512e9 + 5e7 - base = 5e7 < one layer's KV (1.024e8) at every level > 0,
+    # free memory BASE + 5e7 - BASE = 5e7 < one layer's KV (1.024e8) at every level > 0,
     # and the whole KV does not fit either: nothing is feasible
     t = table_for([gpu("G", BASE + 5e7)], [instance("i", "G", 1.0, 64e9)], exact_options)
     assert t.ok["weights_fit"].all() and not t.ok["per_layer_kv"][t.offload_ratio > 0].any()

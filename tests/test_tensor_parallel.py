@@ -93,15 +93,17 @@ def test_per_gpu_memory_at_tp_2_and_4_for_a_gqa_model(exact_options: ModelOption
     t = build_table(model, w, arr, [8], np.array([0.0]), exact_options)
     assert t.tensor_parallel.tolist() == [1, 2, 4]
     kv_total = 8 * 1000 * 5120  # batch x tokens x bytes per token = 40,960,000
-    act = 2 * 1000 * 8 * 256  # bytes x tokens x batch x hidden = 4,096,000
+    # activations: one pass of 2,048 tokens x (2 h + 3 I / t) in fp16, plus fp32 logits of
+    # 8 sequences x 1,000 vocab; the MLP's intermediate tensors split 1/t, the hidden states not
+    acts = [2 * 2048 * (2 * 256 + 3 * 1024 / t) + 4 * 8 * 1000 for t in (1, 2, 4)]
     # weights split 1/t; KV split over the 2 KV heads at TP 2, replicated beyond (TP 4: / 2)
     assert t.weights_gpu_bytes.tolist() == [2e9, 1e9, 0.5e9]
     assert t.kv_cache_bytes.tolist() == [kv_total, kv_total / 2, kv_total / 2]
-    assert t.activation_bytes.tolist() == [act] * 3
+    assert t.activation_bytes.tolist() == acts == [14_712_064, 8_420_608, 5_274_880]
     assert t.gpu_used_bytes.tolist() == [
-        2e9 + act + kv_total,
-        1e9 + act + kv_total / 2,
-        0.5e9 + act + kv_total / 2,
+        2e9 + acts[0] + kv_total,
+        1e9 + acts[1] + kv_total / 2,
+        0.5e9 + acts[2] + kv_total / 2,
     ]
     assert t.kv_per_layer_bytes.tolist() == [kv_total / 10, kv_total / 20, kv_total / 20]
     assert t.weights_bytes == 2e9  # the whole model's, for explanations
