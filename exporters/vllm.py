@@ -17,7 +17,7 @@ tensor_parallel of the record ``--tensor-parallel-size T`` (GPUs per replica) an
 batch size                    ``--max-num-seqs`` (per engine, i.e. per replica) and
                               ``--max-num-batched-tokens max(2048, batch)``: the tokens of one
                               forward pass, whose activations the memory model reserves
-                              (:data:`~infersave.formulations.memory_model.PREFILL_CHUNK_TOKENS`)
+                              (:func:`~infersave.formulations.memory_model.forward_pass_tokens`)
 input_len + output_len        ``--max-model-len``
 ``gpu_memory_utilization``    ``--gpu-memory-utilization``
 dtype fp16 / bf16 / fp32      ``--dtype float16`` / ``bfloat16`` / ``float32``
@@ -152,7 +152,7 @@ def engine_args(result: SolveResult) -> list[str]:
         "--max-num-seqs",
         str(rec.batch_size),
         "--max-num-batched-tokens",
-        str(max(memory_model.PREFILL_CHUNK_TOKENS, rec.batch_size)),
+        str(int(memory_model.forward_pass_tokens(rec.batch_size))),
         "--max-model-len",
         str(s.input_len + s.output_len),
         "--gpu-memory-utilization",

@@ -150,6 +150,13 @@ LOGIT_BYTES = 4
 ``vocab_size`` per sequence of the batch."""
 
 
+def forward_pass_tokens(batch_size: np.ndarray | int) -> np.ndarray:
+    """Tokens of the forward pass whose activations vLLM reserves, and the
+    ``--max-num-batched-tokens`` the hand-off sets: ``max(PREFILL_CHUNK_TOKENS, batch_size)``
+    (vLLM requires at least one token per sequence). Shape of ``batch_size``."""
+    return np.maximum(float(PREFILL_CHUNK_TOKENS), np.asarray(batch_size, dtype=np.float64))
+
+
 def ffn_active_width(model: LLM) -> int:
     """Width of the feed-forward activations of one token (elements): ``intermediate_size``
     for a dense model; for a mixture of experts the routed experts' widths
@@ -176,7 +183,7 @@ def activation_bytes(
     """Activation memory on one GPU of a replica, bytes (shape of the arguments broadcast).
 
     ``physics`` (the default; a departure from the paper): the peak of one forward pass of
-    ``T = max(PREFILL_CHUNK_TOKENS, batch_size)`` tokens, which vLLM reserves whatever the
+    ``T`` = :func:`forward_pass_tokens` tokens, which vLLM reserves whatever the
     prompt (:data:`PREFILL_CHUNK_TOKENS`), plus the batch's logits::
 
         bytes x T x (2 h + m x I / t) + LOGIT_BYTES x batch_size x vocab_size
@@ -200,6 +207,6 @@ def activation_bytes(
         return bytes_per_param * tokens * bs * model.hidden_size
     t = np.asarray(tensor_parallel, dtype=np.float64)
     width = 2.0 * model.hidden_size + model.ffn_matrices * ffn_active_width(model) / t
-    per_pass = bytes_per_param * np.maximum(float(PREFILL_CHUNK_TOKENS), bs) * width
+    per_pass = bytes_per_param * forward_pass_tokens(bs) * width
     out = per_pass + float(LOGIT_BYTES) * bs * model.vocab_size
     return np.broadcast_to(out, np.broadcast(out, tokens).shape).copy()
