@@ -187,6 +187,17 @@ def test_batch_length_memory_and_parallelism(readme: SolveResult) -> None:
     assert "--data-parallel-size" not in vllm.engine_args(readme)
 
 
+def test_batched_tokens_are_the_pass_the_memory_model_reserves(readme: SolveResult) -> None:
+    """--max-num-batched-tokens is the forward pass whose activations the memory model counts:
+    2,048 tokens, or the batch size when larger (vLLM needs a token per sequence)."""
+    rec = readme.recommendation
+    assert rec is not None
+    for batch, tokens in ((16, "2048"), (2048, "2048"), (3000, "3000")):
+        args = vllm.engine_args(variant(readme, rec.model_copy(update={"batch_size": batch})))
+        assert args[args.index("--max-num-batched-tokens") + 1] == tokens
+        check_against_pinned(args)
+
+
 def test_a_later_tensor_parallel_field_is_used(readme: SolveResult) -> None:
     class TPRecord(Record):
         tensor_parallel: int = 1
