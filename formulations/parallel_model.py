@@ -14,7 +14,9 @@ Per GPU of a replica (the memory model's unit stays one GPU):
 * KV cache: ``KV / min(t, kv_heads)`` bytes: the KV heads are split over the GPUs while there
   are at least ``t`` of them, and each GPU keeps one (replicated) KV head beyond that, as vLLM
   replicates KV heads when ``t`` exceeds ``num_key_value_heads``;
-* activations: the full hidden states (each GPU holds them after an all-reduce), not split.
+* activations: the full hidden states (each GPU holds them after an all-reduce), not split;
+  the MLP's intermediate tensors are (column-parallel), ``I / t`` per GPU
+  (:func:`.memory_model.activation_bytes`).
 
 Time: compute and weight/KV streaming divide by ``t`` (the time model is evaluated with ``t`` x
 one GPU's peak FLOPS and memory bandwidth), plus the all-reduces of :func:`allreduce_seconds`.
