@@ -501,99 +501,156 @@ def _evaluate(
     same order and get bit-identical values. Returns (weights bytes, fields, slacks, ok).
     """
     n_w = len(wl)
-    b = bs.reshape(1, 1, -1, 1)
-    per_inst = _per_inst
 
     def per_wl(a: np.ndarray) -> np.ndarray:
         return a.reshape(n_w, 1, 1, 1)
 
-    lin, lout = per_wl(wl.input_len), per_wl(wl.output_len)
-    tp_rows = inst.tp_degrees()
-    t = per_inst(tp_rows)
-    w, w_gpu, kv, act, kv_layer, used = _memory(model, lin, lout, b, c, t, options)
-    gmem = per_inst(inst.gpu_memory_bytes)
-    hmem = per_inst(inst.host_memory_bytes)
-    slack = constraints.memory_slacks(options, w_gpu, act, kv, kv_layer, c, used, gmem, hmem)
+    x = {name: per_wl(getattr(wl, name)) for name in _WORKLOAD_INPUTS}
+    x.update({name: _per_inst(a) for name, a in _instance_inputs(model, inst).items()})
+    x["band"] = engine_model.band_factor(x["sigma"], x["slo_confidence"])
+    x["b"] = bs.reshape(1, 1, -1, 1)
+    x["c"] = c
+    return _evaluate_at(model, x, options, _any_tp(inst), ndim=4)
+
+
+_WORKLOAD_INPUTS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Workload))
+"""The :class:`Workloads` arrays :func:`_evaluate_at` reads (by their field names)."""
+
+
+def _any_tp(inst: InstanceArrays) -> bool:
+    """Whether some row runs tensor-parallel (then every row gets the all-reduce terms)."""
+    return bool((inst.tp_degrees() > 1).any())
+
+
+def _instance_inputs(model: LLM, inst: InstanceArrays) -> dict[str, np.ndarray]:
+    """The per-row arrays :func:`_evaluate_at` reads, each of shape ``(I,)`` (``ctcf`` split
+    into its four coefficients); the hardware checks as slacks (0 supported, -1 not)."""
     ok_dtype = inst.dtype_supported
     if ok_dtype is None:
         ok_dtype = np.ones(len(inst.instances), dtype=bool)
-    ok_tp = parallel_model.tp_supported(model, tp_rows)
-    slack = {
-        "dtype_support": per_inst(np.where(ok_dtype, 0.0, -1.0)),
-        "tensor_parallel": per_inst(np.where(ok_tp, 0.0, -1.0)),
-        **slack,
+    tp_rows = inst.tp_degrees()
+    sigma = inst.tps_log_sigma
+    coef = inst.ctcf
+    return {
+        "t": tp_rows,
+        "gmem": inst.gpu_memory_bytes,
+        "hmem": inst.host_memory_bytes,
+        "peak": inst.peak_flops,
+        "bw": inst.memory_bandwidth,
+        "pcie": inst.pcie_bandwidth,
+        "alpha_p": coef[:, 0],
+        "beta_p": coef[:, 1],
+        "alpha_d": coef[:, 2],
+        "beta_d": coef[:, 3],
+        "reps": inst.replicas,
+        "price": inst.price_per_hour,
+        "link": inst.links(),
+        "sigma": np.full(len(inst.instances), np.nan) if sigma is None else sigma,
+        "dtype_slack": np.where(ok_dtype, 0.0, -1.0),
+        "tp_slack": np.where(parallel_model.tp_supported(model, tp_rows), 0.0, -1.0),
+        "instance_idx": np.arange(len(inst.instances)),
     }
+
+
+_INSTANCE_INPUTS: tuple[str, ...] = (
+    "t",
+    "gmem",
+    "hmem",
+    "peak",
+    "bw",
+    "pcie",
+    "alpha_p",
+    "beta_p",
+    "alpha_d",
+    "beta_d",
+    "reps",
+    "price",
+    "link",
+    "sigma",
+    "dtype_slack",
+    "tp_slack",
+    "instance_idx",
+)
+"""The keys of :func:`_instance_inputs`, in its order."""
+
+
+def _evaluate_at(
+    model: LLM,
+    x: Mapping[str, np.ndarray],
+    options: ModelOptions,
+    any_tp: bool,
+    ndim: int,
+    records: bool = True,
+) -> tuple[float, dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The per-candidate math on inputs ``x`` that broadcast together: the workload fields
+    (:data:`_WORKLOAD_INPUTS`), the instance rows' (:func:`_instance_inputs`), the error band
+    ``band`` (:func:`.engine_model.band_factor`), batch size ``b`` and offload level ``c``.
+
+    :func:`_evaluate` passes them shaped ``(W, I, B, C)`` (``ndim=4``); the compact lean path
+    (:func:`lean_chunk`) passes one entry per candidate it evaluates (``ndim=1``). Both run
+    these very operations in this order, elementwise, so a candidate's values are the same bit
+    for bit. ``any_tp`` adds the all-reduce terms to every row (as when some row of the
+    instances runs tensor-parallel). ``records=False`` leaves out the fields only a record
+    prints (``output_tps``, ``tps_high``, ``tps_band_pct``, ``cost_efficiency``,
+    ``allreduce_s``). Returns (weights bytes, fields, slacks, ok)."""
+    lin, lout, b, c, t = x["input_len"], x["output_len"], x["b"], x["c"], x["t"]
+    one = (1,) * ndim
+    w, w_gpu, kv, act, kv_layer, used = _memory(model, lin, lout, b, c, t, options)
+    gmem, hmem = x["gmem"], x["hmem"]
+    slack = constraints.memory_slacks(options, w_gpu, act, kv, kv_layer, c, used, gmem, hmem)
+    slack = {"dtype_support": x["dtype_slack"], "tensor_parallel": x["tp_slack"], **slack}
 
     # a replica of degree t: t GPUs' compute and memory bandwidth, each GPU on its own PCIe
     # link for its share of the offloaded KV (kv_shards of them), plus the all-reduces
     shards = parallel_model.kv_shards(model, t)
     lt = time_model.layer_times(
-        model,
-        b,
-        lin,
-        lout,
-        c,
-        t * per_inst(inst.peak_flops),
-        t * per_inst(inst.memory_bandwidth),
-        shards * per_inst(inst.pcie_bandwidth),
-        options,
+        model, b, lin, lout, c, t * x["peak"], t * x["bw"], shards * x["pcie"], options
     )
-    coef = per_inst(inst.ctcf)  # (1, I, 1, 1, 4)
     pt = time_model.phase_times(
-        model,
-        lt,
-        lout,
-        coef[..., 0],
-        coef[..., 1],
-        coef[..., 2],
-        coef[..., 3],
+        model, lt, lout, x["alpha_p"], x["beta_p"], x["alpha_d"], x["beta_d"]
     )
-    reps = per_inst(inst.replicas)
+    reps = x["reps"]
     prefill_s, decode_s = pt.prefill_s, pt.decode_s
-    allreduce = np.zeros((1, 1, 1, 1))
-    if (tp_rows > 1).any():
+    allreduce = np.zeros(one)
+    if any_tp:
         ar_pre, ar_dec = parallel_model.allreduce_layer_times(
-            model, b, lin, t, per_inst(inst.links()), ACTIVATION_BYTES
+            model, b, lin, t, x["link"], ACTIVATION_BYTES
         )
         steps = np.maximum(lout - 1.0, 0.0)
         layers = model.num_hidden_layers
         prefill_s = prefill_s + layers * ar_pre
         decode_s = decode_s + layers * steps * ar_dec
-        allreduce = layers * ar_pre + layers * steps * ar_dec
+        if records:
+            allreduce = layers * ar_pre + layers * steps * ar_dec
     e2e = prefill_s + decode_s
     tps = reps * time_model.throughput_tps(b, lin, lout, e2e)
-    out_tps = reps * b * lout / e2e
-    price = per_inst(inst.price_per_hour)
-    tps_eff = cost_model.effective_tps(tps, per_wl(wl.slo_tps))
-    hours = cost_model.task_hours(per_wl(wl.requests), lin, lout, tps_eff)
+    price = x["price"]
+    slo = x["slo_tps"]
+    tps_eff = cost_model.effective_tps(tps, slo)
+    hours = cost_model.task_hours(x["requests"], lin, lout, tps_eff)
     billed = cost_model.billed_hours(hours, options.billing)
     total = cost_model.total_cost(billed, price)
-    ce = cost_model.cost_efficiency(tps_eff, billed, price)
 
     # latency (seconds): TTFT = the batch's prefill (every request of a static batch gets its
     # first token when the batch's prefill ends); TPOT = one decode step; E2E = Eq. 4
     ttft = prefill_s
     tpot = decode_s / np.maximum(lout - 1.0, 1.0)
-    slo = per_wl(wl.slo_tps)
-    slack["price_cap"] = per_wl(wl.max_price) - price
-    sigma = inst.tps_log_sigma
-    sigma = np.full(len(inst.instances), np.nan) if sigma is None else sigma
-    conf = per_wl(wl.slo_confidence)
-    band = engine_model.band_factor(per_inst(sigma), conf)
+    slack["price_cap"] = x["max_price"] - price
+    conf = x["slo_confidence"]
+    band = x["band"]
     tps_low = tps / band
     slack["tps_slo"] = np.where(np.isfinite(slo), np.where(conf > 0, tps_low, tps) - slo, np.inf)
-    slack["ttft_slo"] = per_wl(wl.ttft_slo) - ttft
-    slack["tpot_slo"] = per_wl(wl.tpot_slo) - tpot
-    slack["e2e_slo"] = per_wl(wl.e2e_slo) - e2e
+    slack["ttft_slo"] = x["ttft_slo"] - ttft
+    slack["tpot_slo"] = x["tpot_slo"] - tpot
+    slack["e2e_slo"] = x["e2e_slo"] - e2e
     ok = {name: v >= 0 for name, v in slack.items()}
     ok["feasible"] = functools.reduce(np.logical_and, ok.values())
-    n_i = len(inst.instances)
     fields = {
-        "instance_idx": np.arange(n_i).reshape(1, -1, 1, 1),
+        "instance_idx": x["instance_idx"],
         "batch_size": b,
         "offload_ratio": c,
         "tensor_parallel": t,
-        "dtype_index": np.zeros((1, 1, 1, 1)),
+        "dtype_index": np.zeros(one),
         "allreduce_s": allreduce,
         "weights_gpu_bytes": w_gpu,
         "kv_cache_bytes": kv,
@@ -609,17 +666,53 @@ def _evaluate(
         "tpot_s": tpot,
         "tps": tps,
         "tps_low": tps_low,
-        "tps_high": tps * band,
-        "tps_band_pct": (band - 1.0) * 100.0,
-        "output_tps": out_tps,
         "tps_effective": tps_eff,
         "task_hours": hours,
         "billed_hours": billed,
         "price_per_hour": price,
         "total_cost_usd": total,
-        "cost_efficiency": ce,
     }
+    if records:
+        fields["tps_high"] = tps * band
+        fields["tps_band_pct"] = (band - 1.0) * 100.0
+        fields["output_tps"] = reps * b * lout / e2e
+        fields["cost_efficiency"] = cost_model.cost_efficiency(tps_eff, billed, price)
+        fields = {name: fields[name] for name in _FIELD_ORDER}
     return w, fields, slack, ok
+
+
+_FIELD_ORDER: tuple[str, ...] = (
+    "instance_idx",
+    "batch_size",
+    "offload_ratio",
+    "tensor_parallel",
+    "dtype_index",
+    "allreduce_s",
+    "weights_gpu_bytes",
+    "kv_cache_bytes",
+    "kv_per_layer_bytes",
+    "activation_bytes",
+    "gpu_used_bytes",
+    "gpu_memory_bytes",
+    "host_memory_bytes",
+    "prefill_s",
+    "decode_s",
+    "e2e_s",
+    "ttft_s",
+    "tpot_s",
+    "tps",
+    "tps_low",
+    "tps_high",
+    "tps_band_pct",
+    "output_tps",
+    "tps_effective",
+    "task_hours",
+    "billed_hours",
+    "price_per_hour",
+    "total_cost_usd",
+    "cost_efficiency",
+)
+"""The fields of a candidate table, in the order :func:`_evaluate` returns them."""
 
 
 def _flatten(a: np.ndarray, shape: tuple[int, int, int, int]) -> np.ndarray:
@@ -1019,3 +1112,151 @@ def build_table(
     shared with :func:`build_tables` (many workloads at once).
     """
     return build_tables(model, [workload], inst, batch_sizes, levels, options).table(0)
+
+
+@dataclass(frozen=True)
+class LeanChunk:
+    """What a batch picks from for many workloads at once, evaluated only where it can pick.
+
+    The candidates are those of a ``keep="fitting"`` :class:`TableBatch` (one per (instance,
+    batch size) at its smallest fitting offload level, ``N = I x B``, index ``k = i * B + b``),
+    but only those that run (hardware and memory) under the price cap are evaluated: the
+    others are neither feasible nor in the Max-Performance pool. Arrays are ``(W, N)``:
+    ``fits`` (runs under the cap), ``feasible`` (every constraint), and where ``fits`` the
+    ranking inputs ``tps``, ``total_cost_usd`` and ``offload_ratio``, bit-identical to the
+    table's (elsewhere 0). ``price_ok[w]``: some instance is under workload ``w``'s cap.
+    :meth:`columns` evaluates every field at a few candidates.
+    """
+
+    model: LLM
+    workloads: tuple[Workload, ...]
+    wl: Workloads
+    inst: InstanceArrays
+    batch_sizes: np.ndarray
+    levels: np.ndarray
+    options: ModelOptions
+    at: np.ndarray  # (W, I, B) index of the kept level, -1 where none fits
+    band: np.ndarray  # (W, I, 1, 1) the error band factor
+    fits: np.ndarray
+    feasible: np.ndarray
+    tps: np.ndarray
+    total_cost_usd: np.ndarray
+    offload_ratio: np.ndarray
+    price_ok: np.ndarray
+
+    rows: np.ndarray  # (R, I): the :func:`_instance_inputs` of ``inst`` (in its order)
+    columns_wl: np.ndarray  # (V, W): the :data:`_WORKLOAD_INPUTS` of ``wl``
+
+    def _inputs(self, ws: np.ndarray, ks: np.ndarray) -> dict[str, np.ndarray]:
+        n_i, n_b = len(self.inst.instances), self.batch_sizes.size
+        i, b = np.divmod(ks, n_b)
+        # one gather per axis: rows of the stacked inputs (contiguous views, the same values)
+        x = dict(zip(_WORKLOAD_INPUTS, np.take(self.columns_wl, ws, axis=1), strict=True))
+        x.update(zip(_INSTANCE_INPUTS, np.take(self.rows, i, axis=1), strict=True))
+        wi = ws * n_i + i
+        x["band"] = self.band.reshape(-1)[wi]
+        x["b"] = self.batch_sizes[b]
+        x["c"] = self.levels[np.maximum(self.at.reshape(-1)[wi * n_b + b], 0)]
+        return x
+
+    def columns(
+        self, ws: np.ndarray, ks: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Every field (the :class:`TableBatch` arrays' names) and every constraint's ``ok`` at
+        candidate ``ks[j]`` of workload ``ws[j]``, as arrays of ``ws``'s shape: the very values
+        of the table (the same operations on the same numbers)."""
+        _, fields, _, ok = _evaluate_at(
+            self.model, self._inputs(ws, ks), self.options, _any_tp(self.inst), ndim=1
+        )
+        shape = np.shape(ws)
+        return (
+            {k: np.broadcast_to(v, shape) for k, v in fields.items()},
+            {k: np.broadcast_to(v, shape) for k, v in ok.items()},
+        )
+
+    def tables(self, ws: Sequence[int] | np.ndarray) -> TableBatch:
+        """The ``keep="fitting"`` :class:`TableBatch` of workloads ``ws`` (what
+        :func:`build_tables` gives for them, from the levels already found)."""
+        ws = np.asarray(ws, dtype=np.intp)
+        wl = Workloads(*(getattr(self.wl, f.name)[ws] for f in dataclasses.fields(Workloads)))
+        c = self.levels[np.maximum(self.at[ws], 0)][..., None]
+        shape = (len(ws), len(self.inst.instances), self.batch_sizes.size, 1)
+        w, fields, slack, ok = _evaluate(
+            self.model, wl, self.inst, self.batch_sizes, c, self.options
+        )
+        return TableBatch(
+            workloads=tuple(self.workloads[j] for j in ws.tolist()),
+            options=self.options,
+            model=self.model,
+            inst=self.inst,
+            batch_sizes=self.batch_sizes,
+            levels=self.levels,
+            weights_bytes=w,
+            arrays=_Flat(fields, shape),
+            slack=_Flat(slack, shape),
+            ok=_Flat(ok, shape),
+            keep="fitting",
+        )
+
+
+def lean_chunk(
+    model: LLM,
+    workloads: Sequence[Workload],
+    inst: InstanceArrays,
+    batch_sizes: Sequence[int] | np.ndarray,
+    levels: np.ndarray,
+    options: ModelOptions,
+) -> LeanChunk:
+    """The :class:`LeanChunk` of ``workloads`` (one weight precision: ``inst.parts`` of at most
+    one block). Only the candidates that run under the price cap are evaluated, each as in
+    :func:`build_tables` with ``keep="fitting"`` (:func:`_evaluate_at` on one entry per
+    candidate), and of the fields only what picking needs.
+
+    Raises:
+        ValueError: if ``workloads`` is empty or ``inst`` searches several precisions.
+    """
+    if not workloads:
+        raise ValueError("lean_chunk needs at least one workload")
+    if len(inst.parts) > 1:
+        raise ValueError("lean_chunk evaluates one weight precision")
+    if options.dtypes and inst.dtype_names:
+        options = options.at(inst.dtype_names[0])
+    bs = np.asarray(batch_sizes, dtype=np.float64)
+    lv = np.asarray(levels, dtype=np.float64)
+    wl = Workloads.of(workloads)
+    n_w, n_i, n_b = len(wl), len(inst.instances), bs.size
+    at = memory_levels(model, wl, inst, bs, lv, options, "fitting")
+    rows = _instance_inputs(model, inst)
+    hardware = (rows["dtype_slack"] >= 0) & (rows["tp_slack"] >= 0)
+    price_ok = wl.max_price.reshape(-1, 1) - inst.price_per_hour >= 0  # the table's slack
+    candidates = (at >= 0) & (hardware & price_ok)[:, :, None]
+    w, k = np.nonzero(candidates.reshape(n_w, n_i * n_b))
+    conf = wl.slo_confidence.reshape(n_w, 1, 1, 1)
+    band = engine_model.band_factor(_per_inst(rows["sigma"]), conf)
+    chunk = LeanChunk(
+        model, tuple(workloads), wl, inst, bs, lv, options, at, band,
+        *(np.zeros((n_w, n_i * n_b), dtype=t) for t in (bool, bool, float, float, float)),
+        price_ok.any(axis=-1),
+        np.array([np.asarray(rows[n], dtype=np.float64) for n in _INSTANCE_INPUTS]),
+        np.array([getattr(wl, n) for n in _WORKLOAD_INPUTS]),
+    )  # fmt: skip
+    runnable = [c.name for c in constraints.runnable_constraints(options)]
+    any_tp = _any_tp(inst)
+    flat = w * (n_i * n_b) + k
+    for start in range(0, w.size, LEAN_SLICE):
+        part = slice(start, start + LEAN_SLICE)
+        x = chunk._inputs(w[part], k[part])
+        _, fields, _, ok = _evaluate_at(model, x, options, any_tp, 1, records=False)
+        runs = functools.reduce(np.logical_and, (ok[name] for name in runnable))
+        at_flat = flat[part]
+        chunk.fits.reshape(-1)[at_flat] = runs & ok["price_cap"]
+        chunk.feasible.reshape(-1)[at_flat] = ok["feasible"]
+        for name in ("tps", "total_cost_usd", "offload_ratio"):
+            getattr(chunk, name).reshape(-1)[at_flat] = fields[name]
+    return chunk
+
+
+LEAN_SLICE = 8192
+"""Candidates :func:`lean_chunk` evaluates at a time: its ~100 temporary arrays of this many
+floats (64 KiB each) stay in the CPU cache and in the allocator's heap (larger ones are
+mapped and unmapped by the C allocator at each use: page faults)."""

@@ -77,7 +77,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from infersave.formulations.candidates import Keep, TableBatch, build_tables, instance_name_rank
+from infersave.formulations.candidates import (
+    Keep,
+    LeanChunk,
+    TableBatch,
+    build_tables,
+    instance_name_rank,
+    lean_chunk,
+)
 from infersave.formulations.constraints import active, runnable_constraints
 from infersave.solver.prepare import (
     Context,
@@ -97,6 +104,7 @@ from infersave.solver.records import (
     SolverInfo,
     place_fields,
     record_fields,
+    record_rows,
 )
 from infersave.solver.scenario import InputError, Scenario
 
@@ -215,14 +223,15 @@ def _record_rows(
 
 
 def _chunks(
-    ctx: Context, items: Sequence[tuple[int, Scenario]], keep: Keep
+    ctx: Context, items: Sequence[tuple[int, Scenario]], keep: Keep, cells: int | None = None
 ) -> Iterator[list[tuple[int, Scenario]]]:
-    """Slices of ``items`` of at most :data:`CHUNK_CELLS` candidates (workloads x candidates
-    of a table: the full grid, or one level per (instance, batch size))."""
+    """Slices of ``items`` of at most ``cells`` (default :data:`CHUNK_CELLS`) candidates
+    (workloads x candidates of a table: the full grid, or one level per (instance, batch
+    size))."""
     n_cand = len(ctx.inst.instances) * len(ctx.batch_sizes)
     if keep == "all":
         n_cand *= len(ctx.levels)
-    chunk = max(1, CHUNK_CELLS // max(1, n_cand))
+    chunk = max(1, (CHUNK_CELLS if cells is None else cells) // max(1, n_cand))
     for start in range(0, len(items), chunk):
         yield list(items[start : start + chunk])
 
@@ -239,9 +248,122 @@ def _tables(ctx: Context, part: Sequence[tuple[int, Scenario]], keep: Keep) -> T
     )
 
 
+def _lean_records(
+    ch: LeanChunk,
+    picks: Sequence[tuple[np.ndarray, np.ndarray]],
+    places: Sequence[dict[str, object]],
+    calibration_name: str,
+) -> list[list[RecordRow | None]]:
+    """For each ``(ks, sel)`` of ``picks``: the :class:`RecordRow` of candidate ``ks[w]`` of
+    workload ``w`` of ``ch`` where ``sel[w]``, else None (values as
+    :func:`~infersave.solver.records.make_record` gives); ``places`` are the
+    :func:`~infersave.solver.records.place_fields` of ``ch.inst``'s rows. All picks are
+    evaluated at once."""
+    outs: list[list[RecordRow | None]] = [[None] * len(ks) for ks, _ in picks]
+    which = [np.flatnonzero(sel) for _, sel in picks]
+    ws = np.concatenate(which)
+    if ws.size == 0:
+        return outs
+    ks = np.concatenate([ks[w] for (ks, _), w in zip(picks, which, strict=True)])
+    values, ok = ch.columns(ws, ks)
+    inst = ch.inst
+    slos = [c.name for c in active(ch.options) if c.kind in ("slo", "latency")]
+    meets = functools.reduce(np.logical_and, (ok[n] for n in slos))
+    names = ("batch_size", "offload_ratio", *TABLE_COLUMNS, *MEMORY_COLUMNS)
+    rows = record_rows(
+        values["instance_idx"].astype(np.intp).tolist(),
+        places,
+        {name: values[name].tolist() for name in names},
+        meets.tolist(),
+        [calibration_name if c else "uncalibrated" for c in inst.calibrated],
+        inst.dtype_of_rows(ch.options),
+    )
+    it = iter(rows)
+    for out, w in zip(outs, which, strict=True):
+        for j in w.tolist():
+            out[j] = next(it)
+    return outs
+
+
+LEAN_CHUNKS = 4
+"""A lean chunk holds this many times :data:`CHUNK_CELLS` cells (workloads x candidates per
+(instance, batch size)): the lean path evaluates only a part of them, in cache-sized slices,
+so its chunks can be larger (fewer per-chunk costs)."""
+
+
 def _lean_group(ctx: Context, items: Sequence[tuple[int, Scenario]], out: list[object]) -> None:
     """Printed results (:class:`BatchResult`) of exhaustive scenarios sharing ``ctx``, from
-    dominant tables (see the module docstring); written to ``out[index]``."""
+    dominant tables (see the module docstring); written to ``out[index]``.
+
+    One weight precision: :func:`~infersave.formulations.candidates.lean_chunk` evaluates only
+    the candidates that run under the price cap (the only ones the recommendation and the
+    baseline can be), the records are evaluated at the two picks, and full dominant tables are
+    built only for the workloads whose closest miss needs them."""
+    if len(ctx.inst.parts) > 1:
+        _lean_group_tables(ctx, items, out)
+        return
+    from infersave.solver.recommend import closest_miss
+
+    cal = ctx.calibration_name
+    n_b = len(ctx.batch_sizes)
+    # the ranking keys that do not depend on the workload, per candidate k = i * B + b
+    rank = np.repeat(instance_name_rank(ctx.inst), n_b)
+    batch = np.tile(np.asarray(ctx.batch_sizes, dtype=np.float64), len(ctx.inst.instances))
+    places = [place_fields(x) for x in ctx.inst.instances]
+    for part in _chunks(ctx, items, "fitting", LEAN_CHUNKS * CHUNK_CELLS):
+        ch = lean_chunk(
+            ctx.model,
+            [workload_of(s) for _, s in part],
+            ctx.inst,
+            ctx.batch_sizes,
+            ctx.levels,
+            ctx.options,
+        )
+        keys = order_keys(ch.total_cost_usd, ch.tps, rank, batch, ch.offload_ratio)
+        k, ok = _first_min(keys, ch.feasible)
+        base_k, has_base = _baseline(keys, ch.fits)
+        recs, bases = _lean_records(ch, [(k, ok), (base_k, has_base)], places, cal)
+        messages: dict[int, str] = {}
+        missing = np.flatnonzero(~ok)
+        if missing.size:
+            # nothing fits in memory under the cap: the closest miss wants the level of least
+            # shortfall of each (instance, batch size), not the smallest fitting one
+            short = missing[ch.price_ok[missing] & ~ch.fits[missing].any(axis=-1)]
+            rest = np.setdiff1d(missing, short)
+            if rest.size:
+                tb = ch.tables(rest)
+                for j, w in enumerate(rest.tolist()):
+                    messages[w] = closest_miss(tb.table(j))
+            if short.size:
+                tb = _tables(ctx, [part[w] for w in short.tolist()], keep="closest")
+                for j, w in enumerate(short.tolist()):
+                    messages[w] = closest_miss(tb.table(j))
+        _put(part, recs, bases, messages, out)
+
+
+def _put(
+    part: Sequence[tuple[int, Scenario]],
+    recs: Sequence[RecordRow | None],
+    bases: Sequence[RecordRow | None],
+    messages: dict[int, str],
+    out: list[object],
+) -> None:
+    """The :class:`BatchResult` of each workload of ``part`` to ``out[index]``."""
+    for w, (index, _) in enumerate(part):
+        rec, base = recs[w], bases[w]
+        if rec is None:
+            out[index] = BatchResult("infeasible", messages[w], None, base, None)
+            continue
+        savings = None
+        if base is not None and base.total_cost_usd > 0:
+            savings = 100.0 * (base.total_cost_usd - rec.total_cost_usd) / base.total_cost_usd
+        out[index] = BatchResult("ok", "", rec, base, savings)
+
+
+def _lean_group_tables(
+    ctx: Context, items: Sequence[tuple[int, Scenario]], out: list[object]
+) -> None:
+    """:func:`_lean_group` from whole dominant tables (searched precisions)."""
     from infersave.solver.recommend import closest_miss
 
     name_rank = instance_name_rank(ctx.inst)
@@ -271,15 +393,7 @@ def _lean_group(ctx: Context, items: Sequence[tuple[int, Scenario]], out: list[o
                 ctb = _tables(ctx, [part[w] for w in short.tolist()], keep="closest")
                 for j, w in enumerate(short.tolist()):
                     messages[w] = closest_miss(ctb.table(j))
-        for w, (index, _) in enumerate(part):
-            rec, base = recs[w], bases[w]
-            if rec is None:
-                out[index] = BatchResult("infeasible", messages[w], None, base, None)
-                continue
-            savings = None
-            if base is not None and base.total_cost_usd > 0:
-                savings = 100.0 * (base.total_cost_usd - rec.total_cost_usd) / base.total_cost_usd
-            out[index] = BatchResult("ok", "", rec, base, savings)
+        _put(part, recs, bases, messages, out)
 
 
 def _select(tb: TableBatch, name_rank: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -366,9 +480,42 @@ def _solve_one(s: Scenario) -> Outcome:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
+HEAP_MMAP_THRESHOLD = 32 * 2**20
+"""Bytes from which the C allocator maps a block of its own instead of taking it from the
+heap (glibc's largest; its default, 128 KiB rising with use, maps most of a chunk's arrays)."""
+
+HEAP_TRIM_THRESHOLD = 256 * 2**20
+"""Free bytes at the top of the heap that the C allocator keeps instead of returning them."""
+
+_HEAP_SET: list[bool] = []
+
+
+def keep_heap() -> None:
+    """Have the C allocator (glibc) keep the memory of freed arrays for the next ones, once
+    per process: a chunk's arrays (a few hundred KiB to a few MiB each, allocated and freed
+    thousands of times) are otherwise mapped and unmapped, and the page faults of touching
+    new mappings cost more than the arithmetic. The peak memory is unchanged (what is kept is
+    what was in use); a no-op where there is no glibc ``mallopt``."""
+    if _HEAP_SET:
+        return
+    _HEAP_SET.append(True)
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+    mallopt(m_mmap_threshold, HEAP_MMAP_THRESHOLD)
+    mallopt(m_trim_threshold, HEAP_TRIM_THRESHOLD)
+
+
 def _solve_task(items: Sequence[Scenario | Exception], lean: bool) -> list[Outcome | BatchResult]:
     """The outcomes of ``items`` in order (a worker's entry point): exceptions pass through,
     exhaustive scenarios are solved vectorized per context, the others one by one."""
+    keep_heap()
     out: list[object] = list(items)
     groups: dict[tuple[object, ...], list[tuple[int, Scenario]]] = {}
     exact: list[tuple[int, Scenario]] = []

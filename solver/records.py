@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
@@ -257,6 +257,58 @@ class RecordRow(collections.namedtuple("_RecordRowFields", (*_RECORD_TOP, *_MEMO
     def to_record(self) -> Record:
         """The pydantic :class:`Record` (validated)."""
         return Record(**self.as_dict())
+
+
+_PLACE_FIELDS: tuple[str, ...] = (
+    "instance_type",
+    "provider",
+    "region",
+    "zone",
+    "market",
+    "price_source",
+    "price_date",
+    "gpu",
+    "gpu_count",
+)
+"""The fields of :func:`place_fields`, in its order."""
+
+
+def record_rows(
+    rows: Sequence[int],
+    places: Sequence[Mapping[str, Any]],
+    values: Mapping[str, Sequence[float]],
+    meets_slo: Sequence[bool],
+    calibrations: Sequence[str],
+    dtypes: Sequence[str],
+) -> list[RecordRow]:
+    """Many :class:`RecordRow` at once, column by column: record ``j`` is the one
+    :func:`record_fields` gives for instance row ``rows[j]`` (``places``, ``calibrations`` and
+    ``dtypes`` are per instance row, ``places`` from :func:`place_fields`), table values
+    ``values[name][j]`` and ``meets_slo[j]``; the same conversions, field for field."""
+    n = len(rows)
+    cols: dict[str, list[Any]] = {}
+    for name in _PLACE_FIELDS:
+        per_row = [p[name] for p in places]
+        cols[name] = [per_row[i] for i in rows]
+    cols["tensor_parallel"] = [int(v) for v in values["tensor_parallel"]]
+    cols["dtype"] = [dtypes[i] for i in rows]
+    cols["batch_size"] = [int(v) for v in values["batch_size"]]
+    cols["offload_ratio"] = [round(float(v), 10) for v in values["offload_ratio"]]
+    for name in TABLE_COLUMNS:
+        if name in BAND_COLUMNS:
+            cols[name] = [_band_or_float(name, v) for v in values[name]]
+        else:
+            cols[name] = [float(v) for v in values[name]]
+    cols["meets_slo"] = [bool(v) for v in meets_slo]
+    cols["calibration"] = [calibrations[i] for i in rows]
+    cols["weights_bytes"] = [round(float(v)) for v in values["weights_gpu_bytes"]]
+    cols["kv_cache_bytes"] = [round(float(v)) for v in values["kv_cache_bytes"]]
+    cols["activation_bytes"] = [round(float(v)) for v in values["activation_bytes"]]
+    cols["gpu_memory_bytes"] = [int(v) for v in values["gpu_memory_bytes"]]
+    cols["host_memory_bytes"] = [int(v) for v in values["host_memory_bytes"]]
+    if n == 0:
+        return []
+    return list(map(RecordRow._make, zip(*(cols[f] for f in RecordRow._fields), strict=True)))
 
 
 class BatchResult(NamedTuple):

@@ -434,15 +434,19 @@ def test_cli_exception_mid_run_leaves_no_output(
     out = tmp_path / "out.csv"
     out.write_text("precious\n")
     calls = {"n": 0}
-    real = batch_mod.build_tables
 
-    def flaky(*args: Any, **kwargs: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise exc("in the middle of the run")
-        return real(*args, **kwargs)
+    def flaky(real: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise exc("in the middle of the run")
+            return real(*args, **kwargs)
 
-    monkeypatch.setattr(batch_mod, "build_tables", flaky)
+        return call
+
+    # the lean path evaluates chunks with lean_chunk, and whole tables where it needs them
+    for name in ("build_tables", "lean_chunk"):
+        monkeypatch.setattr(batch_mod, name, flaky(getattr(batch_mod, name)))
     try:
         res = cli("batch", str(EXAMPLE), "-o", str(out), "--backend", "exhaustive", "-q")
         assert res.exit_code != 0
