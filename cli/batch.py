@@ -161,15 +161,21 @@ def batch(
 
     stopping: list[int] = []  # the SIGTERM received, if any
 
-    def out_rows(outcomes: Iterable[Any]) -> Iterator[dict[str, Any]]:
+    csv_out = batch_io.output_format(output) == "csv"
+
+    def out_rows(outcomes: Iterable[Any]) -> Iterator[Any]:
+        """The output rows: CSV cells (:func:`~infersave.solver.batch_io.result_cells`) for a
+        CSV output, else :func:`~infersave.solver.batch_io.result_row`'s dicts."""
         for outcome in outcomes:
             if stopping:  # the handler's exit was swallowed (raised inside a gc callback)
                 raise SystemExit(128 + stopping[0])
             row, fields, scenario = in_flight.popleft()
             summary.add(outcome)
-            yield batch_io.result_row(
-                row, fields, outcome, scenario if not isinstance(scenario, Exception) else None
-            )
+            s = scenario if not isinstance(scenario, Exception) else None
+            if csv_out:
+                yield batch_io.result_cells(row, fields, outcome, s, passthrough)
+            else:
+                yield batch_io.result_row(row, fields, outcome, s)
 
     # read, solve and write as one stream into the temporary file: an interrupt, SIGTERM or
     # crash anywhere leaves no partial output, stops the workers and keeps an existing OUTPUT
@@ -178,7 +184,10 @@ def batch(
         _solve_with_progress(scenarios(), total, workers, quiet, engine, scheduler) as outcomes,
         user_errors(),
     ):
-        batch_io.write_results(output, out_rows(outcomes), passthrough)
+        if csv_out:
+            batch_io.write_csv_cells(output, batch_io.csv_names(passthrough), out_rows(outcomes))
+        else:
+            batch_io.write_results(output, out_rows(outcomes), passthrough)
     if not quiet:
         _print_summary(summary.as_dict(time.perf_counter() - t0), fmt, output)
 

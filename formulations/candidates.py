@@ -1225,14 +1225,15 @@ def lean_chunk(
     lv = np.asarray(levels, dtype=np.float64)
     wl = Workloads.of(workloads)
     n_w, n_i, n_b = len(wl), len(inst.instances), bs.size
-    at = memory_levels(model, wl, inst, bs, lv, options, "fitting")
+    # contiguous: the slices read it flattened (a reshape of a strided array copies it)
+    at = np.ascontiguousarray(memory_levels(model, wl, inst, bs, lv, options, "fitting"))
     rows = _instance_inputs(model, inst)
     hardware = (rows["dtype_slack"] >= 0) & (rows["tp_slack"] >= 0)
     price_ok = wl.max_price.reshape(-1, 1) - inst.price_per_hour >= 0  # the table's slack
     candidates = (at >= 0) & (hardware & price_ok)[:, :, None]
     w, k = np.nonzero(candidates.reshape(n_w, n_i * n_b))
     conf = wl.slo_confidence.reshape(n_w, 1, 1, 1)
-    band = engine_model.band_factor(_per_inst(rows["sigma"]), conf)
+    band = np.ascontiguousarray(engine_model.band_factor(_per_inst(rows["sigma"]), conf))
     chunk = LeanChunk(
         model, tuple(workloads), wl, inst, bs, lv, options, at, band,
         *(np.zeros((n_w, n_i * n_b), dtype=t) for t in (bool, bool, float, float, float)),

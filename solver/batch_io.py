@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import difflib
+import functools
 import io
 import itertools
 import json
@@ -389,6 +390,69 @@ def render_rows(
         buf.seek(0)
         buf.truncate()
     yield buf.getvalue()
+
+
+def csv_names(passthrough: Sequence[str]) -> list[str]:
+    """The CSV output's header with the :data:`PASSTHROUGH` columns of ``passthrough`` (what
+    :func:`render_rows` writes)."""
+    return [h for h in _csv_header() if h not in PASSTHROUGH or h in passthrough]
+
+
+def result_cells(
+    row: int,
+    fields: Mapping[str, Any],
+    outcome: Any,
+    scenario: Scenario | None,
+    passthrough: Sequence[str],
+) -> list[Any]:
+    """The CSV cells of one workload under :func:`csv_names` of ``passthrough``: what
+    :func:`render_rows` writes for :func:`result_row`'s row, without the nested dicts (a
+    :class:`~infersave.solver.records.BatchResult` with its scenario is read directly; any
+    other outcome goes through :func:`result_row`)."""
+    from infersave.solver.records import BatchResult
+
+    if not isinstance(outcome, BatchResult) or scenario is None:
+        names = csv_names(passthrough)
+        return _csv_cells(names)(result_row(row, fields, outcome, scenario))
+    rec, base = outcome.recommendation, outcome.baseline
+    cells: list[Any] = [row]
+    cells.extend(fields.get(h) for h in passthrough)
+    cells.append(outcome.status)
+    cells.append(outcome.message)
+    cells.extend(getattr(scenario, k) for k in KEY_FIELDS)
+    if rec is None:
+        cells.extend([None] * _record_width())
+    else:  # a RecordRow holds the record's fields flattened, in the header's order
+        cells.extend(rec)
+    cells.append(base.instance_type if base is not None else None)
+    cells.append(base.total_cost_usd if base is not None else None)
+    cells.append(outcome.savings_pct)
+    saved = None
+    if rec is not None and base is not None:
+        saved = base.total_cost_usd - rec.total_cost_usd
+    cells.append(saved)
+    return cells
+
+
+@functools.cache
+def _record_width() -> int:
+    return sum(h.startswith("recommendation_") for h in _csv_header())
+
+
+def write_csv_cells(path: str | Path, names: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Write the CSV header ``names`` and the cell rows ``rows`` (from :func:`result_cells`)
+    to ``path`` atomically (whole or not at all), :data:`WRITE_ROWS` rows at a time: the bytes
+    :func:`write_results` writes for the same rows.
+
+    Raises:
+        OSError: the file cannot be written.
+    """
+    with atomic_output(path) as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(names)
+        it = iter(rows)
+        while part := list(itertools.islice(it, WRITE_ROWS)):
+            writer.writerows(part)
 
 
 @contextlib.contextmanager
