@@ -172,7 +172,9 @@ def batch(
             row, fields, scenario = in_flight.popleft()
             summary.add(outcome)
             s = scenario if not isinstance(scenario, Exception) else None
-            if csv_out:
+            if isinstance(outcome, batch_io.RenderedRow):
+                yield batch_io.rendered_line(row, fields, outcome, passthrough)
+            elif csv_out:
                 yield batch_io.result_cells(row, fields, outcome, s, passthrough)
             else:
                 yield batch_io.result_row(row, fields, outcome, s)
@@ -181,7 +183,9 @@ def batch(
     # crash anywhere leaves no partial output, stops the workers and keeps an existing OUTPUT
     with (
         _raise_on_sigterm(stopping),
-        _solve_with_progress(scenarios(), total, workers, quiet, engine, scheduler) as outcomes,
+        _solve_with_progress(
+            scenarios(), total, workers, quiet, engine, scheduler, "csv" if csv_out else True
+        ) as outcomes,
         user_errors(),
     ):
         if csv_out:
@@ -203,6 +207,15 @@ class _Summary:
         self.workloads += 1
         if isinstance(outcome, Exception):
             self.errors += 1
+            return
+        if hasattr(outcome, "csv_tail"):  # a RenderedRow: its sums were taken in the worker
+            if outcome.status != "ok":
+                self.infeasible += 1
+                return
+            self.feasible += 1
+            self.billed += outcome.billed_usd
+            if outcome.saved_usd is not None:
+                self.saved += outcome.saved_usd
             return
         if outcome.status != "ok":
             self.infeasible += 1
@@ -265,6 +278,7 @@ def _solve_with_progress(
     quiet: bool,
     engine: Engine = Engine.local,
     scheduler: str | None = None,
+    lean: bool | str = True,
 ) -> Iterator[Iterator[Any]]:
     """The outcomes of :func:`~infersave.solver.batch.solve_stream` (lean: what a row prints),
     in input order, with a progress bar on a terminal; the stream is closed on exit (which
@@ -274,7 +288,7 @@ def _solve_with_progress(
 
     where = {"engine": engine.value, "scheduler": scheduler}
     if quiet or not sys.stderr.isatty() or not total:
-        stream = solve_stream(scenarios, workers=workers, lean=True, total=total, **where)
+        stream = solve_stream(scenarios, workers=workers, lean=lean, total=total, **where)
         with contextlib.closing(stream):
             yield stream
         return
@@ -299,7 +313,7 @@ def _solve_with_progress(
             scenarios,
             workers=workers,
             progress=lambda n: bar.advance(task, n),
-            lean=True,
+            lean=lean,
             total=total,
             **where,
         )

@@ -73,7 +73,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -512,10 +512,30 @@ def keep_heap() -> None:
     mallopt(m_trim_threshold, HEAP_TRIM_THRESHOLD)
 
 
-def _solve_task(items: Sequence[Scenario | Exception], lean: bool) -> list[Outcome | BatchResult]:
+Lean = bool | Literal["csv"]
+"""What a stream yields: False, :class:`SolveResult`; True, :class:`BatchResult`; ``"csv"``,
+the :class:`~infersave.solver.batch_io.RenderedRow` of each :class:`BatchResult` (rendered
+where it was solved, a worker)."""
+
+
+def _solve_task(items: Sequence[Scenario | Exception], lean: Lean) -> list[object]:
     """The outcomes of ``items`` in order (a worker's entry point): exceptions pass through,
-    exhaustive scenarios are solved vectorized per context, the others one by one."""
+    exhaustive scenarios are solved vectorized per context, the others one by one; with
+    ``lean="csv"`` each :class:`BatchResult` is rendered here (the parent writes text)."""
     keep_heap()
+    out = _solve_items(items, bool(lean))
+    if lean == "csv":
+        from infersave.solver.batch_io import render_lean
+
+        return [
+            render_lean(r, s) if isinstance(r, BatchResult) else r
+            for r, s in zip(out, items, strict=True)
+        ]
+    return out
+
+
+def _solve_items(items: Sequence[Scenario | Exception], lean: bool) -> list[object]:
+    """:func:`_solve_task` before any rendering."""
     out: list[object] = list(items)
     groups: dict[tuple[object, ...], list[tuple[int, Scenario]]] = {}
     exact: list[tuple[int, Scenario]] = []
@@ -547,7 +567,7 @@ def _solve_task(items: Sequence[Scenario | Exception], lean: bool) -> list[Outco
     for index, s in exact:
         r = _solve_one(s)
         out[index] = BatchResult.of(r) if lean and isinstance(r, SolveResult) else r
-    return out  # type: ignore[return-value]
+    return out
 
 
 def _weight(s: Scenario | Exception) -> int:
@@ -661,7 +681,7 @@ def solve_stream(
     scenarios: Iterable[Scenario | Exception],
     workers: int = 1,
     progress: Progress | None = None,
-    lean: bool = False,
+    lean: Lean = False,
     total: int | None = None,
     engine: str = "local",
     scheduler: str | None = None,
@@ -672,7 +692,9 @@ def solve_stream(
     worker are in flight, so memory does not grow with the input. An exception in
     ``scenarios`` is passed through as its outcome. ``workers`` (clamped to the CPU count)
     processes share the tasks of every backend. ``lean=True`` yields :class:`BatchResult`
-    (what a batch output row prints), else :class:`SolveResult` (as ``solve`` gives). ``total``
+    (what a batch output row prints), ``lean="csv"`` its
+    :class:`~infersave.solver.batch_io.RenderedRow` (rendered in the worker), else
+    :class:`SolveResult` (as ``solve`` gives). ``total``
     (the number of scenarios of an iterator, if known) evens out the tasks of the workers. Close
     the iterator (``contextlib.closing``) to stop early: the pool is then terminated.
 
@@ -703,19 +725,29 @@ def solve_stream(
         raise ValueError(f"engine must be 'local' or 'dask', got {engine!r}")
     if scheduler is not None:
         raise ValueError("a scheduler needs engine='dask'")
-    return _stream(scenarios, workers, progress, lean, _task_size(scenarios, workers, total))
+    size = _task_size(scenarios, workers, total)
+    if isinstance(scenarios, Sequence):
+        total = len(scenarios)
+    # more rows than a task holds: several tasks (a row weighs at least 1)
+    eager = total is not None and total > size
+    return _stream(scenarios, workers, progress, lean, size, eager)
 
 
 def _stream(
     scenarios: Iterable[Scenario | Exception],
     workers: int,
     progress: Progress | None,
-    lean: bool,
+    lean: Lean,
     size: int,
+    eager: bool = False,
 ) -> Iterator[Outcome | BatchResult]:
+    """:func:`solve_stream` on this machine, in tasks of ``size``; ``eager``: there are
+    several tasks (known from the input's length), so the pool starts with the first one."""
     tasks = _tasks(scenarios, size)
-    head = [t for t in (next(tasks, None), next(tasks, None)) if t is not None]
-    if workers == 1 or len(head) < 2:
+    head: list[list[Scenario | Exception]] = []
+    if not eager or workers == 1:  # is there more than one task? (else: no pool)
+        head = [t for t in (next(tasks, None), next(tasks, None)) if t is not None]
+    if workers == 1 or (not eager and len(head) < 2):
         for task in itertools.chain(head, tasks):
             done = _solve_task(task, lean)
             if progress is not None:

@@ -40,7 +40,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from infersave.solver.scenario import (
     InputError,
@@ -414,11 +414,17 @@ def result_cells(
     if not isinstance(outcome, BatchResult) or scenario is None:
         names = csv_names(passthrough)
         return _csv_cells(names)(result_row(row, fields, outcome, scenario))
-    rec, base = outcome.recommendation, outcome.baseline
     cells: list[Any] = [row]
     cells.extend(fields.get(h) for h in passthrough)
-    cells.append(outcome.status)
-    cells.append(outcome.message)
+    cells.extend(_tail_cells(outcome, scenario))
+    return cells
+
+
+def _tail_cells(outcome: Any, scenario: Scenario) -> list[Any]:
+    """The cells of a lean result from ``status`` on (after the row number and the
+    passthrough columns)."""
+    rec, base = outcome.recommendation, outcome.baseline
+    cells: list[Any] = [outcome.status, outcome.message]
     cells.extend(getattr(scenario, k) for k in KEY_FIELDS)
     if rec is None:
         cells.extend([None] * _record_width())
@@ -434,14 +440,43 @@ def result_cells(
     return cells
 
 
+class RenderedRow(NamedTuple):
+    """A lean result already rendered where it was solved (a worker): its CSV cells from
+    ``status`` on as text (``csv_tail``, without the line end), and what the run's summary
+    adds up: ``billed_usd`` (the recommendation's cost, $) and ``saved_usd`` (the baseline's
+    cost minus it, $), None where there is none."""
+
+    status: str
+    billed_usd: float | None
+    saved_usd: float | None
+    csv_tail: str
+
+
+def render_lean(outcome: Any, scenario: Scenario) -> RenderedRow:
+    """The :class:`RenderedRow` of a :class:`~infersave.solver.records.BatchResult`: the text
+    ``csv.writer`` writes for its cells from ``status`` on (a CSV row is its cells' quoted
+    texts joined by commas, so the output row is the same bytes)."""
+    buf = io.StringIO()  # the file's line end: it decides which cells are quoted
+    csv.writer(buf, lineterminator="\n").writerow(_tail_cells(outcome, scenario))
+    rec, base = outcome.recommendation, outcome.baseline
+    billed = rec.total_cost_usd if rec is not None else None
+    saved = None
+    if rec is not None and base is not None:
+        saved = base.total_cost_usd - rec.total_cost_usd
+    return RenderedRow(outcome.status, billed, saved, buf.getvalue()[:-1])
+
+
 @functools.cache
 def _record_width() -> int:
     return sum(h.startswith("recommendation_") for h in _csv_header())
 
 
-def write_csv_cells(path: str | Path, names: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """Write the CSV header ``names`` and the cell rows ``rows`` (from :func:`result_cells`)
-    to ``path`` atomically (whole or not at all), :data:`WRITE_ROWS` rows at a time: the bytes
+def write_csv_cells(
+    path: str | Path, names: Sequence[str], rows: Iterable[Sequence[Any] | str]
+) -> None:
+    """Write the CSV header ``names`` and the rows ``rows`` to ``path`` atomically (whole or
+    not at all), :data:`WRITE_ROWS` rows at a time: each row its cells (from
+    :func:`result_cells`), or its line already rendered (:func:`rendered_line`); the bytes
     :func:`write_results` writes for the same rows.
 
     Raises:
@@ -452,7 +487,23 @@ def write_csv_cells(path: str | Path, names: Sequence[str], rows: Iterable[Seque
         writer.writerow(names)
         it = iter(rows)
         while part := list(itertools.islice(it, WRITE_ROWS)):
-            writer.writerows(part)
+            start = 0
+            for j, r in enumerate(part):  # runs of cells through the writer, lines as they are
+                if isinstance(r, str):
+                    writer.writerows(part[start:j])
+                    fh.write(r)
+                    start = j + 1
+            writer.writerows(part[start:])
+
+
+def rendered_line(
+    row: int, fields: Mapping[str, Any], rendered: RenderedRow, passthrough: Sequence[str]
+) -> str:
+    """The output line of a :class:`RenderedRow` (its row number and passthrough cells
+    before its tail), as ``csv.writer`` writes the whole row."""
+    buf = io.StringIO()  # the file's line end: it decides which cells are quoted
+    csv.writer(buf, lineterminator="\n").writerow([row, *(fields.get(h) for h in passthrough)])
+    return f"{buf.getvalue()[:-1]},{rendered.csv_tail}\n"
 
 
 @contextlib.contextmanager

@@ -1,0 +1,58 @@
+"""The batch's CSV output rendered in the workers (``lean="csv"``: each row's text made where
+it was solved) is the bytes of the rows rendered from :func:`~infersave.solver.batch_io.result_row`
+(nested dicts flattened by :func:`~infersave.solver.batch_io.render_rows`)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from infersave.cli.main import app
+from infersave.solver import batch_io
+from infersave.solver.batch import solve_stream
+
+EXAMPLE = Path(__file__).parent / "data" / "workloads_example.csv"
+
+
+def _input(tmp_path: Path) -> Path:
+    """The example workloads with names that need quoting, a bad row and exact backends."""
+    rows = list(csv.DictReader(EXAMPLE.open()))
+    names = ["a,b", 'say "hi"', "multi\nline", "plain", ""]
+    out = tmp_path / "in.csv"
+    with out.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, ["name", *rows[0].keys(), "backend"])
+        w.writeheader()
+        for n, r in enumerate(rows):
+            backend = "milp" if n % 5 == 4 else "exhaustive"
+            w.writerow({"name": names[n % len(names)], **r, "backend": backend})
+        w.writerow({"name": "bad", **rows[0], "input_len": "-3", "backend": "exhaustive"})
+        w.writerow({"name": "tight", **rows[0], "max_price": "0.01", "backend": "exhaustive"})
+    return out
+
+
+def _reference(src: Path, out: Path) -> None:
+    """The output as :func:`batch_io.write_results` writes :func:`batch_io.result_row`'s."""
+    rows = batch_io.load_scenarios(src)
+    passthrough = batch_io.passthrough_columns(f for _, f, _ in rows)
+    outcomes = solve_stream([s for _, _, s in rows], lean=True)
+    result = [
+        batch_io.result_row(r, f, o, s if not isinstance(s, Exception) else None)
+        for (r, f, s), o in zip(rows, outcomes, strict=True)
+    ]
+    batch_io.write_results(out, result, passthrough)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_rendered_csv_equals_result_rows(tmp_path: Path, workers: str) -> None:
+    src = _input(tmp_path)
+    _reference(src, tmp_path / "ref.csv")
+    res = CliRunner().invoke(
+        app, ["batch", str(src), "-o", str(tmp_path / "out.csv"), "-q", "--workers", workers]
+    )
+    assert res.exit_code == 0, res.output
+    got, want = (tmp_path / "out.csv").read_bytes(), (tmp_path / "ref.csv").read_bytes()
+    assert b'"a,b"' in got and b'"say ""hi"""' in got and b"error" in got
+    assert got == want
