@@ -52,7 +52,12 @@ Hence the recommendation, the best candidate of each instance and the baseline a
 dominant table (one candidate per (i, b), at ``c*``; evaluated at level 0 where nothing fits,
 which then fails a memory constraint). That table keeps the full table's index order and every
 kept value is bit-identical (same operations on the same numbers), so picking in it gives the
-very candidates the full ranking gives, ties included. The closest miss of an infeasible row
+very candidates the full ranking gives, ties included. The batch evaluates even less of it
+(:func:`~infersave.formulations.candidates.lean_chunk`): of the dominant table only the
+candidates that run under the price cap (every other one is neither feasible nor in the
+Max-Performance pool) and of their fields only the ranking inputs; the two picks' records are
+evaluated at the picks, by the same per-candidate operations, so every printed value is the
+table's bit for bit. The closest miss of an infeasible row
 reads the same dominant table (a price cap nothing meets, or the best TPS that fits: both kept),
 except when nothing fits in memory under the cap: then it reports the level of least shortfall,
 so those rows get a table at that level per (i, b) (``keep="closest"``). The feasible count of a
