@@ -406,16 +406,20 @@ def test_sigterm_swallowed_inside_a_finalizer_still_stops_the_run(
 
     from infersave.solver import batch_io
 
-    real = batch_io.result_row
     calls = []
 
-    def result_row(*args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        if len(calls) == 5:
-            Finalizer()  # collected at once: __del__ runs and sends the signal
-        return real(*args, **kwargs)
+    def counted(real: Any) -> Any:
+        def one_row(*args: Any, **kwargs: Any) -> Any:
+            calls.append(1)
+            if len(calls) == 5:
+                Finalizer()  # collected at once: __del__ runs and sends the signal
+            return real(*args, **kwargs)
 
-    monkeypatch.setattr(batch_io, "result_row", result_row)
+        return one_row
+
+    # a CSV row is made by rendered_line (rendered in the solver), else by result_row
+    for name in ("result_row", "rendered_line"):
+        monkeypatch.setattr(batch_io, name, counted(getattr(batch_io, name)))
     out = tmp_path / "out.csv"
     res = cli("batch", str(EXAMPLE), "-o", str(out), "-q", "--backend", "exhaustive")
     assert res.exit_code == 143
