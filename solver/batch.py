@@ -307,8 +307,6 @@ def _lean_group(ctx: Context, items: Sequence[tuple[int, Scenario]], out: list[o
     if len(ctx.inst.parts) > 1:
         _lean_group_tables(ctx, items, out)
         return
-    from infersave.solver.recommend import closest_miss
-
     cal = ctx.calibration_name
     n_b = len(ctx.batch_sizes)
     # the ranking keys that do not depend on the workload, per candidate k = i * B + b
@@ -328,22 +326,43 @@ def _lean_group(ctx: Context, items: Sequence[tuple[int, Scenario]], out: list[o
         k, ok = _first_min(keys, ch.feasible)
         base_k, has_base = _baseline(keys, ch.fits)
         recs, bases = _lean_records(ch, [(k, ok), (base_k, has_base)], places, cal)
-        messages: dict[int, str] = {}
         missing = np.flatnonzero(~ok)
-        if missing.size:
-            # nothing fits in memory under the cap: the closest miss wants the level of least
-            # shortfall of each (instance, batch size), not the smallest fitting one
-            short = missing[ch.price_ok[missing] & ~ch.fits[missing].any(axis=-1)]
-            rest = np.setdiff1d(missing, short)
-            if rest.size:
-                tb = ch.tables(rest)
-                for j, w in enumerate(rest.tolist()):
-                    messages[w] = closest_miss(tb.table(j))
-            if short.size:
-                tb = _tables(ctx, [part[w] for w in short.tolist()], keep="closest")
-                for j, w in enumerate(short.tolist()):
-                    messages[w] = closest_miss(tb.table(j))
+        messages = _miss_messages(
+            ctx, part, missing, ch.price_ok[missing], ch.fits[missing], ch.tables
+        )
         _put(part, recs, bases, messages, out)
+
+
+def _miss_messages(
+    ctx: Context,
+    part: Sequence[tuple[int, Scenario]],
+    missing: np.ndarray,
+    price_ok: np.ndarray,
+    fits: np.ndarray,
+    dominant: Callable[[np.ndarray], TableBatch],
+) -> dict[int, str]:
+    """The closest-miss explanation of each workload ``missing[j]`` of ``part`` (infeasible):
+    ``price_ok[j]`` some instance is under its cap, ``fits[j]`` which of its candidates run
+    under the cap (``(M, N)``), ``dominant(ws)`` the ``keep="fitting"`` tables of workloads
+    ``ws``. Where nothing fits in memory under the cap the closest miss wants the level of
+    least shortfall of each (instance, batch size), not the smallest fitting one, so those
+    rows get ``keep="closest"`` tables."""
+    from infersave.solver.recommend import closest_miss
+
+    messages: dict[int, str] = {}
+    if not missing.size:
+        return messages
+    short = missing[price_ok & ~fits.any(axis=-1)]
+    rest = np.setdiff1d(missing, short)
+    if rest.size:
+        tb = dominant(rest)
+        for j, w in enumerate(rest.tolist()):
+            messages[w] = closest_miss(tb.table(j))
+    if short.size:
+        tb = _tables(ctx, [part[w] for w in short.tolist()], keep="closest")
+        for j, w in enumerate(short.tolist()):
+            messages[w] = closest_miss(tb.table(j))
+    return messages
 
 
 def _put(
@@ -369,8 +388,6 @@ def _lean_group_tables(
     ctx: Context, items: Sequence[tuple[int, Scenario]], out: list[object]
 ) -> None:
     """:func:`_lean_group` from whole dominant tables (searched precisions)."""
-    from infersave.solver.recommend import closest_miss
-
     name_rank = instance_name_rank(ctx.inst)
     cal = ctx.calibration_name
     for part in _chunks(ctx, items, "fitting"):
@@ -382,22 +399,9 @@ def _lean_group_tables(
         base_k, has_base = _baseline(keys, fits)
         recs = _record_rows(tb, k, ok, cal)
         bases = _record_rows(tb, base_k, has_base, cal)
-        messages: dict[int, str] = {}
         missing = np.flatnonzero(~ok)
-        if missing.size:
-            price_ok = np.broadcast_to(tb.ok["price_cap"], fits.shape)[missing].any(axis=-1)
-            # nothing fits in memory under the cap: the closest miss wants the level of least
-            # shortfall of each (instance, batch size), not the smallest fitting one
-            short = missing[price_ok & ~fits[missing].any(axis=-1)]
-            rest = np.setdiff1d(missing, short)
-            if rest.size:
-                sub = tb.rows(rest)
-                for j, w in enumerate(rest.tolist()):
-                    messages[w] = closest_miss(sub.table(j))
-            if short.size:
-                ctb = _tables(ctx, [part[w] for w in short.tolist()], keep="closest")
-                for j, w in enumerate(short.tolist()):
-                    messages[w] = closest_miss(ctb.table(j))
+        price_ok = np.broadcast_to(tb.ok["price_cap"], fits.shape)[missing].any(axis=-1)
+        messages = _miss_messages(ctx, part, missing, price_ok, fits[missing], tb.rows)
         _put(part, recs, bases, messages, out)
 
 
