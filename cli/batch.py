@@ -162,6 +162,7 @@ def batch(
     stopping: list[int] = []  # the SIGTERM received, if any
 
     csv_out = batch_io.output_format(output) == "csv"
+    line = batch_io.CsvLine()
 
     def out_rows(outcomes: Iterable[Any]) -> Iterator[Any]:
         """The output rows: CSV cells (:func:`~infersave.solver.batch_io.result_cells`) for a
@@ -173,7 +174,7 @@ def batch(
             summary.add(outcome)
             s = scenario if not isinstance(scenario, Exception) else None
             if isinstance(outcome, batch_io.RenderedRow):
-                yield batch_io.rendered_line(row, fields, outcome, passthrough)
+                yield batch_io.rendered_line(row, fields, outcome, passthrough, line)
             elif csv_out:
                 yield batch_io.result_cells(row, fields, outcome, s, passthrough)
             else:

@@ -534,10 +534,11 @@ def _solve_task(items: Sequence[Scenario | Exception], lean: Lean) -> list[objec
     keep_heap()
     out = _solve_items(items, bool(lean))
     if lean == "csv":
-        from infersave.solver.batch_io import render_lean
+        from infersave.solver.batch_io import CsvLine, render_lean
 
+        line = CsvLine()
         return [
-            render_lean(r, s) if isinstance(r, BatchResult) else r
+            render_lean(r, s, line) if isinstance(r, BatchResult) else r
             for r, s in zip(out, items, strict=True)
         ]
     return out

@@ -452,18 +452,36 @@ class RenderedRow(NamedTuple):
     csv_tail: str
 
 
-def render_lean(outcome: Any, scenario: Scenario) -> RenderedRow:
+class CsvLine:
+    """Renders cells as the text ``csv.writer`` writes for them (one line, without its end),
+    reusing one writer and buffer: a writer per line costs more than the line (issue 12).
+    Not shared between threads."""
+
+    def __init__(self) -> None:
+        self._buf = io.StringIO()
+        # the file's line end: it decides which cells are quoted
+        self._writer = csv.writer(self._buf, lineterminator="\n")
+
+    def __call__(self, cells: Iterable[Any]) -> str:
+        buf = self._buf
+        buf.seek(0)
+        buf.truncate()
+        self._writer.writerow(cells)
+        return buf.getvalue()[:-1]
+
+
+def render_lean(outcome: Any, scenario: Scenario, line: CsvLine | None = None) -> RenderedRow:
     """The :class:`RenderedRow` of a :class:`~infersave.solver.records.BatchResult`: the text
     ``csv.writer`` writes for its cells from ``status`` on (a CSV row is its cells' quoted
-    texts joined by commas, so the output row is the same bytes)."""
-    buf = io.StringIO()  # the file's line end: it decides which cells are quoted
-    csv.writer(buf, lineterminator="\n").writerow(_tail_cells(outcome, scenario))
+    texts joined by commas, so the output row is the same bytes). ``line``: a renderer to
+    reuse across rows."""
+    text = (line or CsvLine())(_tail_cells(outcome, scenario))
     rec, base = outcome.recommendation, outcome.baseline
     billed = rec.total_cost_usd if rec is not None else None
     saved = None
     if rec is not None and base is not None:
         saved = base.total_cost_usd - rec.total_cost_usd
-    return RenderedRow(outcome.status, billed, saved, buf.getvalue()[:-1])
+    return RenderedRow(outcome.status, billed, saved, text)
 
 
 @functools.cache
@@ -497,13 +515,19 @@ def write_csv_cells(
 
 
 def rendered_line(
-    row: int, fields: Mapping[str, Any], rendered: RenderedRow, passthrough: Sequence[str]
+    row: int,
+    fields: Mapping[str, Any],
+    rendered: RenderedRow,
+    passthrough: Sequence[str],
+    line: CsvLine | None = None,
 ) -> str:
     """The output line of a :class:`RenderedRow` (its row number and passthrough cells
-    before its tail), as ``csv.writer`` writes the whole row."""
-    buf = io.StringIO()  # the file's line end: it decides which cells are quoted
-    csv.writer(buf, lineterminator="\n").writerow([row, *(fields.get(h) for h in passthrough)])
-    return f"{buf.getvalue()[:-1]},{rendered.csv_tail}\n"
+    before its tail), as ``csv.writer`` writes the whole row. ``line``: a renderer to reuse
+    across rows."""
+    if not passthrough:  # an integer is never quoted
+        return f"{int(row)},{rendered.csv_tail}\n"
+    head = (line or CsvLine())([row, *(fields.get(h) for h in passthrough)])
+    return f"{head},{rendered.csv_tail}\n"
 
 
 @contextlib.contextmanager
