@@ -648,7 +648,9 @@ def run() -> None:
         sys.argv.remove(_DEBUG)
     sys.stdout = _ClosedPipeGuard(sys.stdout)  # type: ignore[assignment]
     try:
-        code = app(standalone_mode=False)
+        from infersave.cli.lazy_commands import lazy_group
+
+        code = lazy_group(app)(standalone_mode=False)
     except BrokenPipeError:
         _silence_stdout()
         code = 0
