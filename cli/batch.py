@@ -132,11 +132,15 @@ def batch(
         check_output_path(output, inputs=[input_path])
         rows = batch_io.read_workloads(input_path)
 
-    from infersave.solver.scenario import InputError
+    from infersave.solver.scenario import InputError, Scenario
+
+    csv_out = batch_io.output_format(output) == "csv"
 
     def items() -> Iterator[tuple[int, dict[str, Any], Any]]:
-        """(row, raw fields, scenario or error) per input row, validated as they are read;
-        each raw row is let go once taken, so memory follows the rows in flight."""
+        """(row, raw fields, what is solved) per input row: for a CSV output the raw row,
+        validated in the worker that solves it (its output line is rendered there and needs
+        nothing of the scenario here), else the scenario or its error, validated as read.
+        Each raw row is let go once taken, so memory follows the rows in flight."""
         for n, (row, fields) in enumerate(rows):
             rows[n] = None  # type: ignore[call-overload]
             if isinstance(fields, Exception):
@@ -144,6 +148,9 @@ def batch(
                 continue
             if backend is not None and batch_io.is_blank(fields.get("backend")):
                 fields = {**fields, "backend": backend}
+            if csv_out:
+                yield row, fields, batch_io.RawRow(row, fields)
+                continue
             try:
                 yield row, fields, batch_io.scenario_from_fields(fields, row)
             except InputError as exc:
@@ -161,7 +168,6 @@ def batch(
 
     stopping: list[int] = []  # the SIGTERM received, if any
 
-    csv_out = batch_io.output_format(output) == "csv"
     line = batch_io.CsvLine()
 
     def out_rows(outcomes: Iterable[Any]) -> Iterator[Any]:
@@ -172,7 +178,7 @@ def batch(
                 raise SystemExit(128 + stopping[0])
             row, fields, scenario = in_flight.popleft()
             summary.add(outcome)
-            s = scenario if not isinstance(scenario, Exception) else None
+            s = scenario if isinstance(scenario, Scenario) else None
             if isinstance(outcome, batch_io.RenderedRow):
                 yield batch_io.rendered_line(row, fields, outcome, passthrough, line)
             elif csv_out:
@@ -210,6 +216,9 @@ class _Summary:
             self.errors += 1
             return
         if hasattr(outcome, "csv_tail"):  # a RenderedRow: its sums were taken in the worker
+            if outcome.status == "error":
+                self.errors += 1
+                return
             if outcome.status != "ok":
                 self.infeasible += 1
                 return

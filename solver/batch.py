@@ -91,6 +91,8 @@ from infersave.formulations.candidates import (
     lean_chunk,
 )
 from infersave.formulations.constraints import active, runnable_constraints
+from infersave.solver.batch_io import RawRow, raw_backend
+from infersave.solver.fields import BY_NAME
 from infersave.solver.prepare import (
     Context,
     Prepared,
@@ -527,20 +529,40 @@ the :class:`~infersave.solver.batch_io.RenderedRow` of each :class:`BatchResult`
 where it was solved, a worker)."""
 
 
-def _solve_task(items: Sequence[Scenario | Exception], lean: Lean) -> list[object]:
-    """The outcomes of ``items`` in order (a worker's entry point): exceptions pass through,
-    exhaustive scenarios are solved vectorized per context, the others one by one; with
-    ``lean="csv"`` each :class:`BatchResult` is rendered here (the parent writes text)."""
+Item = Scenario | Exception | RawRow
+"""An input of :func:`solve_stream`: a scenario, the exception of a row that failed (its own
+outcome), or a :class:`~infersave.solver.batch_io.RawRow` validated where it is solved (an
+InputError there is its outcome, as if it had failed before)."""
+
+
+def _parsed(items: Sequence[Item]) -> list[Scenario | Exception]:
+    """``items`` with every raw row validated (:func:`~infersave.solver.batch_io.parse_row`)."""
+    if not any(isinstance(s, RawRow) for s in items):
+        return list(items)  # type: ignore[arg-type]
+    from infersave.solver.batch_io import parse_row
+
+    return [parse_row(s) if isinstance(s, RawRow) else s for s in items]
+
+
+def _solve_task(items: Sequence[Item], lean: Lean) -> list[object]:
+    """The outcomes of ``items`` in order (a worker's entry point): raw rows are validated
+    first, exceptions pass through, exhaustive scenarios are solved vectorized per context, the
+    others one by one; with ``lean="csv"`` each :class:`BatchResult` is rendered here (the
+    parent writes text)."""
     keep_heap()
-    out = _solve_items(items, bool(lean))
+    parsed = _parsed(items)
+    out = _solve_items(parsed, bool(lean))
     if lean == "csv":
-        from infersave.solver.batch_io import CsvLine, render_lean
+        from infersave.solver.batch_io import CsvLine, render_error, render_lean
 
         line = CsvLine()
-        return [
-            render_lean(r, s, line) if isinstance(r, BatchResult) else r
-            for r, s in zip(out, items, strict=True)
-        ]
+        for j, (r, s, raw) in enumerate(zip(out, parsed, items, strict=True)):
+            if isinstance(r, BatchResult):
+                out[j] = render_lean(r, s, line)
+            elif isinstance(raw, RawRow) and isinstance(s, Scenario):
+                # failed when solved: its error row shows the validated fields, which only
+                # this process has
+                out[j] = render_error(r, raw.row, s, line)  # type: ignore[arg-type]
     return out
 
 
@@ -580,15 +602,19 @@ def _solve_items(items: Sequence[Scenario | Exception], lean: bool) -> list[obje
     return out
 
 
-def _weight(s: Scenario | Exception) -> int:
-    return EXACT_WEIGHT if isinstance(s, Scenario) and s.backend != "exhaustive" else 1
+def _weight(s: Item) -> int:
+    if isinstance(s, RawRow):
+        backend = raw_backend(s, BY_NAME["backend"].default)
+    elif isinstance(s, Scenario):
+        backend = s.backend
+    else:
+        return 1
+    return 1 if backend == "exhaustive" else EXACT_WEIGHT
 
 
-def _tasks(
-    scenarios: Iterable[Scenario | Exception], size: int
-) -> Iterator[list[Scenario | Exception]]:
+def _tasks(scenarios: Iterable[Item], size: int) -> Iterator[list[Item]]:
     """Consecutive slices of ``scenarios`` of about ``size`` weight each (read lazily)."""
-    task: list[Scenario | Exception] = []
+    task: list[Item] = []
     weight = 0
     for s in scenarios:
         task.append(s)
@@ -600,7 +626,7 @@ def _tasks(
         yield task
 
 
-def _task_size(scenarios: Iterable[Scenario | Exception], workers: int, total: int | None) -> int:
+def _task_size(scenarios: Iterable[Item], workers: int, total: int | None) -> int:
     """:data:`TASK_ROWS`, or less when the input's weight is known (a sequence, or ``total``
     rows counted as exhaustive ones) and whole tasks would leave a worker idle: then a
     multiple of ``workers`` tasks of equal weight."""
@@ -688,7 +714,7 @@ def clamp_workers(workers: int) -> int:
 
 
 def solve_stream(
-    scenarios: Iterable[Scenario | Exception],
+    scenarios: Iterable[Item],
     workers: int = 1,
     progress: Progress | None = None,
     lean: Lean = False,
@@ -700,7 +726,9 @@ def solve_stream(
 
     ``scenarios`` is read lazily, a task at a time (:data:`TASK_ROWS`); at most two tasks per
     worker are in flight, so memory does not grow with the input. An exception in
-    ``scenarios`` is passed through as its outcome. ``workers`` (clamped to the CPU count)
+    ``scenarios`` is passed through as its outcome; a
+    :class:`~infersave.solver.batch_io.RawRow` is validated in the worker that solves it (its
+    InputError, if any, is its outcome). ``workers`` (clamped to the CPU count)
     processes share the tasks of every backend. ``lean=True`` yields :class:`BatchResult`
     (what a batch output row prints), ``lean="csv"`` its
     :class:`~infersave.solver.batch_io.RenderedRow` (rendered in the worker), else
@@ -744,7 +772,7 @@ def solve_stream(
 
 
 def _stream(
-    scenarios: Iterable[Scenario | Exception],
+    scenarios: Iterable[Item],
     workers: int,
     progress: Progress | None,
     lean: Lean,
@@ -754,7 +782,7 @@ def _stream(
     """:func:`solve_stream` on this machine, in tasks of ``size``; ``eager``: there are
     several tasks (known from the input's length), so the pool starts with the first one."""
     tasks = _tasks(scenarios, size)
-    head: list[list[Scenario | Exception]] = []
+    head: list[list[Item]] = []
     if not eager or workers == 1:  # is there more than one task? (else: no pool)
         head = [t for t in (next(tasks, None), next(tasks, None)) if t is not None]
     if workers == 1 or (not eager and len(head) < 2):
@@ -765,7 +793,7 @@ def _stream(
             yield from done
         return
     # the input's exceptions stay here (they are their own outcome): only scenarios travel
-    pending: deque[tuple[list[Scenario | Exception], AsyncResult[list[object]]]] = deque()
+    pending: deque[tuple[list[Item], AsyncResult[list[object]]]] = deque()
 
     def collect() -> Iterator[Outcome | BatchResult]:
         task, result = pending.popleft()

@@ -237,6 +237,31 @@ def scenario_from_fields(fields: Mapping[str, Any], row: int | None = None) -> S
         raise InputError(f"{where}{describe_validation_error(exc)}") from None
 
 
+class RawRow(NamedTuple):
+    """A workload row read but not yet validated: validated where it is solved (a batch's
+    worker: :func:`~infersave.solver.batch.solve_stream` takes these in place of scenarios),
+    so that the reading process does not validate and send every scenario."""
+
+    row: int
+    fields: Mapping[str, Any]
+
+
+def parse_row(raw: RawRow) -> Scenario | InputError:
+    """The :class:`Scenario` of ``raw`` (:func:`scenario_from_fields`), or the InputError
+    that makes it an error row (returned, not raised)."""
+    try:
+        return scenario_from_fields(raw.fields, raw.row)
+    except InputError as exc:
+        return exc
+
+
+def raw_backend(raw: RawRow, default: str) -> str:
+    """The backend ``raw`` names, or ``default`` where its cell is blank (its weight when the
+    input is cut into tasks, before it is validated)."""
+    value = raw.fields.get("backend")
+    return default if is_blank(value) else str(value).strip()
+
+
 def load_scenarios(path: str | Path) -> list[tuple[int, dict[str, Any], Scenario | Exception]]:
     """Read and validate a workloads file: ``(row, raw fields, scenario or error)`` per row.
 
@@ -482,6 +507,16 @@ def render_lean(outcome: Any, scenario: Scenario, line: CsvLine | None = None) -
     if rec is not None and base is not None:
         saved = base.total_cost_usd - rec.total_cost_usd
     return RenderedRow(outcome.status, billed, saved, text)
+
+
+def render_error(
+    exc: Exception, row: int, scenario: Scenario, line: CsvLine | None = None
+) -> RenderedRow:
+    """The :class:`RenderedRow` of row ``row`` whose ``scenario`` validated but failed when
+    solved with ``exc``: the cells :func:`result_cells` gives for it from ``status`` on (the
+    key fields as validated, not as the raw cells were written), rendered where it failed."""
+    cells = _csv_cells(csv_names(()))(result_row(row, {}, exc, scenario))
+    return RenderedRow("error", None, None, (line or CsvLine())(cells[1:]))
 
 
 @functools.cache

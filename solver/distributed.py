@@ -30,9 +30,8 @@ from typing import TYPE_CHECKING, Any
 from infersave.solver.scenario import InputError
 
 if TYPE_CHECKING:
-    from infersave.solver.batch import Outcome, Progress
+    from infersave.solver.batch import Item, Outcome, Progress
     from infersave.solver.records import BatchResult
-    from infersave.solver.scenario import Scenario
 
 CONNECT_TIMEOUT_S = 10.0
 """Seconds to wait for the scheduler (a refused connection fails at once)."""
@@ -239,7 +238,7 @@ def _result(future: Any, where: str) -> Any:
 
 def stream_on(
     client: Any,
-    scenarios: Iterable[Scenario | Exception],
+    scenarios: Iterable[Item],
     progress: Progress | None,
     lean: bool,
     size: int,
@@ -257,7 +256,7 @@ def stream_on(
     """
     from infersave.solver.batch import _solve_task, _tasks
 
-    pending: deque[tuple[list[Scenario | Exception], Any]] = deque()
+    pending: deque[tuple[list[Item], Any]] = deque()
 
     def collect() -> Iterator[Outcome | BatchResult]:
         task, future = pending.popleft()
@@ -281,7 +280,7 @@ def stream_on(
 
 
 def dask_stream(
-    scenarios: Iterable[Scenario | Exception],
+    scenarios: Iterable[Item],
     address: str | None,
     workers: int,
     progress: Progress | None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,11 @@ def _input(tmp_path: Path) -> Path:
             w.writerow({"name": names[n % len(names)], **r, "backend": backend})
         w.writerow({"name": "bad", **rows[0], "input_len": "-3", "backend": "exhaustive"})
         w.writerow({"name": "tight", **rows[0], "max_price": "0.01", "backend": "exhaustive"})
+        # valid rows that fail when solved (beyond the context window, an unknown model): their
+        # error rows show the validated fields (max_price 5.0), not the raw cells
+        long = {"model": "opt-1.3b", "input_len": "2000", "output_len": "100", "max_price": "5"}
+        w.writerow({"name": "long", **rows[0], **long, "backend": "exhaustive"})
+        w.writerow({"name": "nope", **rows[0], "model": "nope", "slo_tps": "7"})
     return out
 
 
@@ -58,7 +64,23 @@ def test_rendered_csv_equals_result_rows(tmp_path: Path, workers: str) -> None:
     assert res.exit_code == 0, res.output
     got, want = (tmp_path / "out.csv").read_bytes(), (tmp_path / "ref.csv").read_bytes()
     assert b'"a,b"' in got and b'"say ""hi"""' in got and b"error" in got
+    assert b"context window" in got and b",5.0," in got and b",7.0," in got
     assert got == want
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_summary_counts_rows_failed_in_the_workers_as_errors(tmp_path: Path, workers: str) -> None:
+    src = _input(tmp_path)
+    res = CliRunner().invoke(
+        app, ["batch", str(src), "-o", str(tmp_path / "out.csv"), "-f", "json", "-j", workers]
+    )
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stderr)
+    out = list(csv.DictReader((tmp_path / "out.csv").open()))
+    statuses = [r["status"] for r in out]
+    assert summary["errors"] == statuses.count("error") == 3  # bad, long, nope
+    assert summary["infeasible"] == statuses.count("infeasible")
+    assert summary["feasible"] == statuses.count("ok")
 
 
 _CELL = st.one_of(
