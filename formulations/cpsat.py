@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from infersave.formulations import arrays
 from infersave.formulations.exact_model import Encoding, candidate_name, groups, int_rows
 
 INT_LIMIT = 2**62
@@ -56,7 +57,7 @@ class CpModel:
         ysel: dict[int, object] = {}
         for grp in groups(enc):
             chosen = []
-            for g in np.unique(grp.of):
+            for g in arrays.unique(grp.of):
                 label = grp.label(t, g)
                 v = m.new_bool_var(f"{grp.prefix}_{label}")
                 members = [x[j] for j in np.flatnonzero(grp.of == g)]

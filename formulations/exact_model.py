@@ -56,7 +56,7 @@ from typing import Literal
 
 import numpy as np
 
-from infersave.formulations import constraints
+from infersave.formulations import arrays, constraints
 from infersave.formulations.candidates import GIB, CandidateTable
 
 Prefilter = Literal["feasible", "structural", "none"]
@@ -238,9 +238,9 @@ def encode(
         instance_of=inst_of,
         batch_of=batch_of,
         level_of=level_of,
-        instances=np.unique(inst_of),
-        batches=np.unique(batch_of),
-        levels=np.unique(level_of),
+        instances=arrays.unique(inst_of),
+        batches=arrays.unique(batch_of),
+        levels=arrays.unique(level_of),
         cost_nano=c - base,
         base_nano=base,
         position=np.unique(np.asarray(tiebreak)[kept], return_inverse=True)[1]

@@ -110,6 +110,7 @@ from typing import Literal
 import numpy as np
 
 from infersave.catalog.schemas import Instance
+from infersave.formulations import arrays
 from infersave.formulations.candidates import CandidateTable
 
 Mode = Literal["online", "offline"]
@@ -1012,7 +1013,7 @@ def components(data: FleetData, lines: np.ndarray | None = None) -> list[np.ndar
         return x
 
     def join(classes: np.ndarray) -> None:
-        cs = np.unique(classes)
+        cs = arrays.unique(classes)
         for c in cs[1:]:
             parent[find(int(c))] = find(int(cs[0]))
 
@@ -1081,7 +1082,7 @@ def allocate(data: FleetData, counts: np.ndarray) -> tuple[np.ndarray, np.ndarra
         if data.split:
             options = [sel]
         else:
-            options = [sel[data.line_group[sel] == g] for g in np.unique(data.line_group[sel])]
+            options = [sel[data.line_group[sel] == g] for g in arrays.unique(data.line_group[sel])]
         best = None
         for opt in options:
             if int(cap[opt].sum()) < d:
@@ -1113,7 +1114,7 @@ def violations(data: FleetData, counts: np.ndarray, shares: np.ndarray) -> list[
     x = np.concatenate([counts, shares, np.zeros(lay.n_pins, dtype=np.int64)])
     if not data.split:
         for c in range(data.num_classes):
-            used = np.unique(data.line_group[(data.line_class == c) & (shares > 0)])
+            used = arrays.unique(data.line_group[(data.line_class == c) & (shares > 0)])
             if used.size > 1:
                 bad.append(f"pin_class_{data.class_labels[c]}")
             elif used.size == 1:

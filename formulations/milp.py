@@ -52,6 +52,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from infersave.formulations import arrays
 from infersave.formulations.exact_model import (
     Encoding,
     Row,
@@ -107,7 +108,7 @@ def build(enc: Encoding, subset: np.ndarray | None = None, objective: str = "cos
     ysel: dict[int, object] = {}
     for grp in groups(enc, sub):
         chosen = []
-        for g in np.unique(grp.of):
+        for g in arrays.unique(grp.of):
             label = grp.label(t, g)
             v = prob.add_variable(f"{grp.prefix}_{label}", 0, 1, cat=pulp.LpInteger)
             members = [x[j] for j in np.flatnonzero(grp.of == g)]

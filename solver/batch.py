@@ -82,6 +82,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from infersave.formulations import arrays
 from infersave.formulations.candidates import (
     Keep,
     LeanChunk,
@@ -355,7 +356,7 @@ def _miss_messages(
     if not missing.size:
         return messages
     short = missing[price_ok & ~fits.any(axis=-1)]
-    rest = np.setdiff1d(missing, short)
+    rest = arrays.setdiff(missing, short)
     if rest.size:
         tb = dominant(rest)
         for j, w in enumerate(rest.tolist()):

@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 
+from infersave.formulations import arrays
 from infersave.formulations.candidates import CandidateTable
 from infersave.formulations.exact_model import (
     Encoding,
@@ -167,7 +168,7 @@ def _solve_highs(
         # stage 2: the same model with x_k fixed to 0 where C_k > C* (cost <= C* exactly),
         # minimizing the tie-break position
         n = cm.n_x
-        others = np.setdiff1d(np.arange(n), ties).astype(np.int32)
+        others = arrays.setdiff(np.arange(n), ties).astype(np.int32)
         if others.size:
             h.changeColsBounds(others.size, others, np.zeros(others.size), np.zeros(others.size))
         h.changeColsCost(n, np.arange(n, dtype=np.int32), enc.position.astype(np.float64))

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from infersave.formulations import arrays
 from infersave.solver.records import Record, SolveResult
 from infersave.solver.scenario import Scenario
 
@@ -116,7 +117,7 @@ def _cap_line(table: CandidateTable, tps_lo: float, tps_hi: float, cap: float) -
     from infersave.formulations import cost_model as cost
 
     w, billing = table.workload, table.options.billing
-    grid = np.unique(np.append(np.geomspace(tps_lo, tps_hi, 240), w.slo_tps))
+    grid = arrays.unique(np.append(np.geomspace(tps_lo, tps_hi, 240), w.slo_tps))
     grid = grid[(grid >= tps_lo) & (grid <= tps_hi)]
     hours = cost.task_hours(
         w.requests, w.input_len, w.output_len, cost.effective_tps(grid, w.slo_tps)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from infersave.formulations import fleet
+from infersave.formulations import arrays, fleet
 from infersave.formulations.fleet import FleetData
 
 EXACT_BACKENDS: tuple[str, ...] = ("highs", "cbc", "cp")
@@ -241,7 +241,7 @@ def _class_vectors(data: FleetData, c: int, limit: int) -> tuple[np.ndarray, np.
     if data.spot_share_pm and data.spot_share_pm < fleet.PER_MILLE:
         s = data.spot_share_pm
         coef = np.where(data.line_spot[sel], fleet.PER_MILLE - s, -s)
-        for g in np.unique(groups):
+        for g in arrays.unique(groups):
             m = groups == g
             ok &= (grid[:, m] * coef[m]).sum(axis=1) <= 0
 
@@ -258,7 +258,7 @@ def _class_vectors(data: FleetData, c: int, limit: int) -> tuple[np.ndarray, np.
         work = work_of(np.arange(sel.size))
     else:
         work = np.full(grid.shape[0], np.inf)
-        for g in np.unique(groups):
+        for g in arrays.unique(groups):
             work = np.minimum(work, work_of(np.flatnonzero(groups == g)))
     ok &= np.isfinite(work)
     cost = grid[ok] @ data.line_cost[sel] + work[ok].astype(np.int64)
