@@ -554,16 +554,18 @@ def _solve_task(items: Sequence[Item], lean: Lean) -> list[object]:
     parsed = _parsed(items)
     out = _solve_items(parsed, bool(lean))
     if lean == "csv":
-        from infersave.solver.batch_io import CsvLine, render_error, render_lean
+        from infersave.solver.batch_io import render_results
 
-        line = CsvLine()
-        for j, (r, s, raw) in enumerate(zip(out, parsed, items, strict=True)):
-            if isinstance(r, BatchResult):
-                out[j] = render_lean(r, s, line)
-            elif isinstance(raw, RawRow) and isinstance(s, Scenario):
-                # failed when solved: its error row shows the validated fields, which only
-                # this process has
-                out[j] = render_error(r, raw.row, s, line)  # type: ignore[arg-type]
+        # each lean result, and each error of a row validated here (its error row shows the
+        # validated fields, which only this process has)
+        todo = [
+            (j, (r, s, raw.row if isinstance(raw, RawRow) else 0))
+            for j, (r, s, raw) in enumerate(zip(out, parsed, items, strict=True))
+            if isinstance(r, BatchResult) or (isinstance(raw, RawRow) and isinstance(s, Scenario))
+        ]
+        rendered = render_results([t for _, t in todo])
+        for (j, _), text in zip(todo, rendered, strict=True):
+            out[j] = text
     return out
 
 

@@ -87,7 +87,7 @@ _CELL = st.one_of(
     st.none(),
     st.integers(),
     st.floats(allow_nan=False),
-    st.text(alphabet=st.sampled_from(list('ab ,"\n\r;x1')), max_size=6),
+    st.text(alphabet=st.sampled_from([*'ab ,"\n\r;x1', "é", "€", "\U0001f600"]), max_size=6),
 )
 
 
@@ -95,12 +95,16 @@ _CELL = st.one_of(
 @given(st.lists(st.lists(_CELL, max_size=5), min_size=1, max_size=6), st.integers(0, 10**6))
 def test_reused_line_renders_what_a_fresh_writer_writes(rows: list[list[object]], n: int) -> None:
     """One reused :class:`batch_io.CsvLine` gives, row after row, the text a fresh
-    ``csv.writer`` writes; a row without passthrough columns takes the unquoted fast path."""
+    ``csv.writer`` writes, and so does :func:`batch_io.csv_texts` for all rows at once (its
+    rows' lengths count characters, not bytes: non-ASCII text too); a row without passthrough
+    columns takes the unquoted fast path."""
     line = batch_io.CsvLine()
-    for cells in rows:
+    texts = batch_io.csv_texts(rows)  # all rows through one writer and buffer
+    assert len(texts) == len(rows)
+    for cells, text in zip(rows, texts, strict=True):
         buf = io.StringIO()
         csv.writer(buf, lineterminator="\n").writerow(cells)
-        assert line(cells) == buf.getvalue()[:-1]
+        assert line(cells) == buf.getvalue()[:-1] == text
     tail = batch_io.RenderedRow("ok", None, None, line(rows[0]))
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerow([n, *rows[0]])
