@@ -229,10 +229,14 @@ def layer_times(
     layers = model.num_hidden_layers
     ctx = lin + lout / 2.0  # average context of a decode step (paper Eq. 6)
 
+    # the FLOPs of Eq. 5-6, for the perf models that divide them by a peak (v2 counts its own)
     if options.formulas == "paper":
         h1, h2 = float(model.hidden_size), float(model.intermediate_size)
-        flops_pre = bs * (8 * lin * h1**2 + 4 * lin * h1 * h2) + 4 * bs * lin**2 * h1
-        flops_dec = bs * (8 * h1**2 + 4 * h1 * h2) + 4 * bs * ctx * h1
+
+        def flops() -> tuple[np.ndarray, np.ndarray]:
+            pre = bs * (8 * lin * h1**2 + 4 * lin * h1 * h2) + 4 * bs * lin**2 * h1
+            return pre, bs * (8 * h1**2 + 4 * h1 * h2) + 4 * bs * ctx * h1
+
         trans_pre = c * 2 * (lin + 1) * h1 * nbytes * bs / pcie_bandwidth
         # "If the KV Cache fully resides in the GPU, only computation time is considered"
         # (section IV-D b): the printed transfer term applies only when something is offloaded.
@@ -242,8 +246,11 @@ def layer_times(
     else:
         width = float(model.num_attention_heads * model.head_dim)
         linear_per_token = 2.0 * model.num_active_parameters / layers
-        flops_pre = bs * lin * linear_per_token + 4 * bs * lin**2 * width
-        flops_dec = bs * linear_per_token + 4 * bs * ctx * width
+
+        def flops() -> tuple[np.ndarray, np.ndarray]:
+            pre = bs * lin * linear_per_token + 4 * bs * lin**2 * width
+            return pre, bs * linear_per_token + 4 * bs * ctx * width
+
         kv_layer_token = kv_bytes_per_token(model, nbytes) / layers
         trans_pre = c * bs * lin * kv_layer_token / pcie_bandwidth
         trans_dec = c * bs * ctx * kv_layer_token / pcie_bandwidth
@@ -259,10 +266,12 @@ def layer_times(
         trans_pre = trans_pre / engine_model.PCIE_EFFICIENCY
         trans_dec = trans_dec / engine_model.PCIE_EFFICIENCY
     elif options.perf_model == "roofline":
+        flops_pre, flops_dec = flops()
         t_pre, t_dec = _roofline(
             model, bs, lin, ctx, flops_pre, flops_dec, peak_flops, memory_bandwidth, options
         )
     else:
+        flops_pre, flops_dec = flops()
         t_pre = flops_pre / peak_flops
         t_dec = flops_dec / peak_flops
     # Every term at least as large as compute x offload (read-only broadcast views, no copies:
