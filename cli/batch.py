@@ -132,7 +132,7 @@ def batch(
         check_output_path(output, inputs=[input_path])
         rows = batch_io.read_workloads(input_path)
 
-    from infersave.solver.scenario import InputError, Scenario
+    from infersave.solver.scenario import InputError, Scenario, without_traceback
 
     csv_out = batch_io.output_format(output) == "csv"
 
@@ -154,7 +154,7 @@ def batch(
             try:
                 yield row, fields, batch_io.scenario_from_fields(fields, row)
             except InputError as exc:
-                yield row, fields, exc
+                yield row, fields, without_traceback(exc)
 
     passthrough = batch_io.passthrough_columns(f for _, f in rows if isinstance(f, dict))
     total = len(rows)

@@ -114,7 +114,7 @@ from infersave.solver.records import (
     record_fields,
     record_rows,
 )
-from infersave.solver.scenario import InputError, Scenario
+from infersave.solver.scenario import InputError, Scenario, without_traceback
 
 if TYPE_CHECKING:
     from multiprocessing.pool import AsyncResult, Pool
@@ -487,7 +487,7 @@ def _solve_one(s: Scenario) -> Outcome:
         with _SOLVE_LOCK:
             return solve(s)
     except InputError as exc:
-        return exc
+        return without_traceback(exc)
     except Exception as exc:  # a bug or a solver failure: keep the other rows going
         return RuntimeError(f"{type(exc).__name__}: {exc}")
 
@@ -587,7 +587,7 @@ def _solve_items(items: Sequence[Scenario | Exception], lean: bool) -> list[obje
             try:
                 check_window(s)
             except InputError as exc:
-                out[index] = exc
+                out[index] = without_traceback(exc)
             else:
                 group.append((index, s))
         if not group:
@@ -596,7 +596,7 @@ def _solve_items(items: Sequence[Scenario | Exception], lean: bool) -> list[obje
             ctx = shared_context(group[0][1])
         except InputError as exc:
             for index, _ in group:
-                out[index] = exc
+                out[index] = without_traceback(exc)
             continue
         (_lean_group if lean else _full_group)(ctx, group, out)
     for index, s in exact:

@@ -47,6 +47,7 @@ from infersave.solver.scenario import (
     Scenario,
     describe_validation_error,
     parse_batch_sizes,
+    without_traceback,
 )
 
 PASSTHROUGH: tuple[str, ...] = ("name", "service", "id")
@@ -252,7 +253,7 @@ def parse_row(raw: RawRow) -> Scenario | InputError:
     try:
         return scenario_from_fields(raw.fields, raw.row)
     except InputError as exc:
-        return exc
+        return without_traceback(exc)
 
 
 def raw_backend(raw: RawRow, default: str) -> str:
@@ -278,7 +279,7 @@ def load_scenarios(path: str | Path) -> list[tuple[int, dict[str, Any], Scenario
         try:
             out.append((row, fields, scenario_from_fields(fields, row)))
         except InputError as exc:
-            out.append((row, fields, exc))
+            out.append((row, fields, without_traceback(exc)))
     return out
 
 
