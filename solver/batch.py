@@ -91,7 +91,7 @@ from infersave.formulations.candidates import (
     instance_name_rank,
     lean_chunk,
 )
-from infersave.formulations.constraints import active, runnable_constraints
+from infersave.formulations.constraints import active, limit, runnable_constraints
 from infersave.solver.batch_io import RawRow, raw_backend
 from infersave.solver.fields import BY_NAME
 from infersave.solver.prepare import (
@@ -330,10 +330,48 @@ def _lean_group(ctx: Context, items: Sequence[tuple[int, Scenario]], out: list[o
         base_k, has_base = _baseline(keys, ch.fits)
         recs, bases = _lean_records(ch, [(k, ok), (base_k, has_base)], places, cal)
         missing = np.flatnonzero(~ok)
-        messages = _miss_messages(
-            ctx, part, missing, ch.price_ok[missing], ch.fits[missing], ch.tables
+        messages = _tps_misses(ch, missing)
+        rest = missing[[w not in messages for w in missing.tolist()]]
+        messages.update(
+            _miss_messages(ctx, part, rest, ch.price_ok[rest], ch.fits[rest], ch.tables)
         )
         _put(part, recs, bases, messages, out)
+
+
+def _tps_misses(ch: LeanChunk, missing: np.ndarray) -> dict[int, str]:
+    """The closest miss of each infeasible workload ``missing[j]`` of ``ch`` that asks for the
+    TPS SLO alone and has candidates that run under its cap, read from the chunk's arrays (the
+    dominant table's values, bit for bit) instead of a table; the others are left out.
+
+    For those :func:`~infersave.solver.recommend.closest_miss` passes its price, precision,
+    tensor-parallel and memory branches (a candidate fits) and explains the SLO: the fitting
+    candidate of least relative shortfall ``max(-slack, 0) / SLO`` (the first of equal ones, in
+    the table's order ``k = i * B + b``), and the highest TPS of the fitting ones. The slack is
+    the table's: ``TPS / band - SLO`` under ``slo_confidence``, else ``TPS - SLO``."""
+    from infersave.solver.recommend import tps_miss
+
+    out: dict[int, str] = {}
+    asked = [c for c in active(ch.options) if c.kind in ("slo", "latency")]
+    n_b = ch.batch_sizes.size
+    band = ch.band.reshape(len(ch.workloads), -1)
+    for w in missing.tolist():
+        wl = ch.workloads[w]
+        slos = [c for c in asked if np.isfinite(limit(c, wl))]
+        idx = np.flatnonzero(ch.fits[w])
+        if [c.name for c in slos] != ["tps_slo"] or not idx.size:
+            continue
+        tps = ch.tps[w, idx]
+        slack = (tps / band[w, idx // n_b] if wl.slo_confidence > 0 else tps) - wl.slo_tps
+        j = int(np.argmin(np.maximum(-slack, 0.0) / limit(slos[0], wl)))
+        if slack[j] >= 0:  # never for an infeasible workload; the table would say
+            continue
+        i, b = divmod(int(idx[j]), n_b)
+        where = (
+            f"{ch.inst.instances[i].instance_type}, batch {int(ch.batch_sizes[b])},"
+            f" offload {ch.offload_ratio[w, idx[j]]:.2f}"
+        )
+        out[w] = tps_miss(wl, float(tps[np.argmax(tps)]), where)
+    return out
 
 
 def _miss_messages(

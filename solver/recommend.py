@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from infersave.formulations import constraints
-from infersave.formulations.candidates import CandidateTable
+from infersave.formulations.candidates import CandidateTable, Workload
 from infersave.solver import ranking, registry
 from infersave.solver.prepare import Prepared, prepare
 from infersave.solver.records import Baseline, Record, SolveResult, SolverInfo, make_record
@@ -95,10 +95,7 @@ def closest_miss(table: CandidateTable) -> str:
     )
     missed = [c for c in slos if table.slack[c.name][k] < 0]
     if [c.name for c in missed] == ["tps_slo"]:
-        return (
-            f"the best TPS reachable {cap} is {table.tps[int(idx[np.argmax(table.tps[idx])])]:.1f}"
-            f" ({where}), below the SLO of {w.slo_tps:g} TPS: {raise_cap}lower slo_tps"
-        )
+        return tps_miss(w, float(table.tps[int(idx[np.argmax(table.tps[idx])])]), where)
     parts = []
     for c in missed:
         limit = constraints.limit(c, w)
@@ -111,6 +108,19 @@ def closest_miss(table: CandidateTable) -> str:
     return (
         f"no configuration {cap} meets every SLO; closest: {where} ({', '.join(parts)}):"
         f" {raise_cap}relax {names}, or shorten the sequences"
+    )
+
+
+def tps_miss(w: Workload, best_tps: float, where: str) -> str:
+    """:func:`closest_miss`'s sentence when the TPS SLO is the only one missed: ``best_tps``
+    (tokens/s) the highest TPS of the candidates that fit under the cap, ``where`` the
+    candidate of least shortfall (``instance, batch B, offload C``)."""
+    capped = bool(np.isfinite(w.max_price))
+    cap = f"under ${w.max_price:g}/h" if capped else "with no price cap"
+    raise_cap = "raise max_price or " if capped else ""
+    return (
+        f"the best TPS reachable {cap} is {best_tps:.1f} ({where}), below the SLO of"
+        f" {w.slo_tps:g} TPS: {raise_cap}lower slo_tps"
     )
 
 

@@ -697,3 +697,49 @@ def test_sigterm_stops_workers_and_leaves_no_temp_file(tmp_path: Path) -> None:
     assert not [p for p in workers if _alive(p)]
     assert out.read_text() == "precious\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.csv", "out.csv"]
+
+
+def test_tps_misses_read_from_the_chunk_equal_the_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The closest miss of a row that asks for the TPS SLO alone is read from the lean chunk
+    (no table); it is solve()'s sentence, with and without an error band (slo_confidence
+    divides the TPS by the band), with and without a price cap; a latency SLO sends the row to
+    the table path."""
+    from infersave.solver.records import BatchResult
+
+    to_tables: list[int] = []
+    real = batch_mod._miss_messages
+
+    def counted(ctx: Any, part: Any, missing: np.ndarray, *rest: Any) -> dict[int, str]:
+        to_tables.extend(missing.tolist())
+        return real(ctx, part, missing, *rest)
+
+    monkeypatch.setattr(batch_mod, "_miss_messages", counted)
+    rng = np.random.default_rng(12)
+    scenarios = []
+    for n in range(60):
+        extra: dict[str, Any] = {}
+        if n % 3 == 1:
+            extra["slo_confidence"] = float(rng.choice([0.5, 0.9, 0.99]))
+        if n % 4 == 2:
+            extra["max_price"] = float(rng.choice([1.5, 4.0, 12.0]))
+        if n % 10 == 9:
+            extra["ttft_slo"] = 0.05  # a latency SLO: explained from the table
+        scenarios.append(
+            Scenario(
+                model=str(rng.choice(["llama-3.1-8b", "qwen2.5-14b", "opt-1.3b"])),
+                input_len=int(rng.integers(64, 1800)),
+                output_len=int(rng.integers(16, 240)),
+                slo_tps=float(rng.choice([1e6, 1e7])),  # out of reach: infeasible
+                backend="exhaustive",
+                **extra,
+            )
+        )
+    lean = list(batch_mod.solve_stream(scenarios, lean=True))
+    for s, got in zip(scenarios, lean, strict=True):
+        want = BatchResult.of(solve(s))
+        assert got == want
+    statuses = [r.status for r in lean]
+    assert statuses.count("infeasible") >= 50
+    assert sum("best TPS reachable" in r.message for r in lean) >= 40
+    # every TPS-only miss was read from the chunk; the latency ones went to the tables
+    assert 0 < len(to_tables) <= sum(1 for s in scenarios if s.ttft_slo is not None) + 5
