@@ -137,8 +137,8 @@ def without_traceback(exc: E) -> E:
     during (``__cause__``, ``__context__``), to be kept as a row's outcome (an error row). A
     kept traceback holds the frames that raised and caught the exception, and with them their
     locals: a batch task's whole list of results became cyclic garbage, freed only by the
-    garbage collector's full passes (22,795 objects per 2,500 rows; 9% of a batch's time).
-    The messages are unchanged."""
+    garbage collector's full passes (22,795 objects per 2,500 rows; one such pass took 55 ms
+    of a 10,000-row batch). The messages are unchanged."""
     todo: list[BaseException | None] = [exc]
     seen: set[int] = set()
     while todo:
