@@ -499,8 +499,9 @@ class CsvLine:
 def csv_texts(rows: Iterable[Iterable[Any]]) -> list[str]:
     """The text ``csv.writer`` writes for each row of ``rows`` (its cells), one line each
     without its end, all written through one writer into one buffer (each row's length is
-    what the writer's ``writerow`` returns: the characters written). Emptying a buffer for
-    every line cost as much as the line (15 of 30 µs per batch output row)."""
+    what the writer's ``writerow`` returns: the characters written): a task's rows in one
+    call, at about the cost of a reused buffer emptied per row (15.7 against 16.1 µs a batch
+    output row, min of 30)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     lengths = [writer.writerow(cells) for cells in rows]
@@ -525,12 +526,11 @@ def render_results(results: Sequence[tuple[Any, Scenario, int]]) -> list[Rendere
 
     heads: list[tuple[str, float | None, float | None]] = []
     cells: list[list[Any]] = []
-    error_names = csv_names(())
+    error_cells = _csv_cells(csv_names(()))
     for outcome, scenario, row in results:
         if not isinstance(outcome, BatchResult):
-            error = result_row(row, {}, outcome, scenario)
             heads.append(("error", None, None))
-            cells.append(_csv_cells(error_names)(error)[1:])
+            cells.append(error_cells(result_row(row, {}, outcome, scenario))[1:])
             continue
         rec, base = outcome.recommendation, outcome.baseline
         billed = rec.total_cost_usd if rec is not None else None
