@@ -743,3 +743,17 @@ def test_tps_misses_read_from_the_chunk_equal_the_tables(monkeypatch: pytest.Mon
     assert sum("best TPS reachable" in r.message for r in lean) >= 40
     # every TPS-only miss was read from the chunk; the latency ones went to the tables
     assert 0 < len(to_tables) <= sum(1 for s in scenarios if s.ttft_slo is not None) + 5
+
+
+def test_raw_rows_weigh_as_their_backend() -> None:
+    """A raw row is cut into tasks by the backend it names (blank: the default, milp), before
+    it is validated; what fails validation weighs as the row it will be."""
+    raw = batch_io.RawRow
+    assert batch_mod._weight(raw(1, {"backend": "exhaustive"})) == 1
+    assert batch_mod._weight(raw(2, {"backend": " "})) == batch_mod.EXACT_WEIGHT
+    assert batch_mod._weight(raw(3, {})) == batch_mod.EXACT_WEIGHT
+    assert batch_mod._weight(raw(4, {"backend": "cp"})) == batch_mod.EXACT_WEIGHT
+    assert batch_mod._weight(InputError("row 5: bad")) == 1
+    rows = [raw(n, {"backend": "exhaustive" if n % 2 else "milp"}) for n in range(1, 9)]
+    tasks = list(batch_mod._tasks(rows, batch_mod.EXACT_WEIGHT))
+    assert [len(t) for t in tasks] == [2, 2, 2, 2]  # each task: one exhaustive, one milp row
