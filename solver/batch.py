@@ -348,7 +348,7 @@ def _tps_misses(ch: LeanChunk, missing: np.ndarray) -> dict[int, str]:
     candidate of least relative shortfall ``max(-slack, 0) / SLO`` (the first of equal ones, in
     the table's order ``k = i * B + b``), and the highest TPS of the fitting ones. The slack is
     the table's: ``TPS / band - SLO`` under ``slo_confidence``, else ``TPS - SLO``."""
-    from infersave.solver.recommend import tps_miss
+    from infersave.solver.recommend import candidate_text, least_shortfall, tps_miss
 
     out: dict[int, str] = {}
     asked = [c for c in active(ch.options) if c.kind in ("slo", "latency")]
@@ -362,14 +362,12 @@ def _tps_misses(ch: LeanChunk, missing: np.ndarray) -> dict[int, str]:
             continue
         tps = ch.tps[w, idx]
         slack = (tps / band[w, idx // n_b] if wl.slo_confidence > 0 else tps) - wl.slo_tps
-        j = int(np.argmin(np.maximum(-slack, 0.0) / limit(slos[0], wl)))
+        j = least_shortfall([slack], slos, wl)
         if slack[j] >= 0:  # never for an infeasible workload; the table would say
             continue
         i, b = divmod(int(idx[j]), n_b)
-        where = (
-            f"{ch.inst.instances[i].instance_type}, batch {int(ch.batch_sizes[b])},"
-            f" offload {ch.offload_ratio[w, idx[j]]:.2f}"
-        )
+        inst = ch.inst.instances[i].instance_type
+        where = candidate_text(inst, ch.batch_sizes[b], ch.offload_ratio[w, idx[j]])
         out[w] = tps_miss(wl, float(tps[np.argmax(tps)]), where)
     return out
 

@@ -83,16 +83,9 @@ def closest_miss(table: CandidateTable) -> str:
         for c in table.constraints
         if c.kind in ("slo", "latency") and np.isfinite(constraints.limit(c, w))
     ]
-    # the candidate that misses the SLOs by the least (largest shortfall relative to its SLO)
-    rel = np.maximum.reduce(
-        [np.maximum(-table.slack[c.name][idx], 0.0) / constraints.limit(c, w) for c in slos]
-    )
-    k = int(idx[np.argmin(rel)])
+    k = int(idx[least_shortfall([table.slack[c.name][idx] for c in slos], slos, w)])
     inst = table.inst.instances[int(table.instance_idx[k])]
-    where = (
-        f"{inst.instance_type}, batch {int(table.batch_size[k])},"
-        f" offload {table.offload_ratio[k]:.2f}"
-    )
+    where = candidate_text(inst.instance_type, table.batch_size[k], table.offload_ratio[k])
     missed = [c for c in slos if table.slack[c.name][k] < 0]
     if [c.name for c in missed] == ["tps_slo"]:
         return tps_miss(w, float(table.tps[int(idx[np.argmax(table.tps[idx])])]), where)
@@ -109,6 +102,24 @@ def closest_miss(table: CandidateTable) -> str:
         f"no configuration {cap} meets every SLO; closest: {where} ({', '.join(parts)}):"
         f" {raise_cap}relax {names}, or shorten the sequences"
     )
+
+
+def least_shortfall(
+    slacks: list[np.ndarray], slos: list[constraints.Constraint], w: Workload
+) -> int:
+    """Of candidates whose ``slacks`` (one array of shape ``(n,)`` per SLO of ``slos``) miss
+    some SLO: the position of the one that misses them by the least, its largest shortfall
+    relative to its SLO ``max(-slack, 0) / limit`` (the first of equal ones). The rule of
+    :func:`closest_miss`, which the batch's arrays use too."""
+    rel = np.maximum.reduce(
+        [np.maximum(-v, 0.0) / constraints.limit(c, w) for v, c in zip(slacks, slos, strict=True)]
+    )
+    return int(np.argmin(rel))
+
+
+def candidate_text(instance_type: str, batch: float, offload: float) -> str:
+    """A candidate as :func:`closest_miss` names it: ``instance, batch B, offload C``."""
+    return f"{instance_type}, batch {int(batch)}, offload {offload:.2f}"
 
 
 def tps_miss(w: Workload, best_tps: float, where: str) -> str:
